@@ -1,0 +1,207 @@
+"""The backend-neutral contract: a kernel map step and a convolution step.
+
+Conventions shared by every backend:
+
+* Coordinates: integer tensor (N, 4) = (batch, axis 0, axis 1, axis 2); for a TPC wedge the
+  spatial axes are (layer, azimuth, time). ``spatial_shape`` gives the three axis sizes.
+* Features: float tensor (N, C), row i belongs to coordinate row i.
+* Weights: ``torch.nn.Conv3d`` layout (C_out, C_in, k, k, k). The convolution is a
+  cross-correlation: ``out[c] = sum_o W[:, :, o] @ x[c + d * o]`` over offsets
+  ``o = (o0, o1, o2)`` in ``{-(k//2) .. k//2}^3``, where ``W[:, :, o]`` means
+  ``W[:, :, o0 + k//2, o1 + k//2, o2 + k//2]`` and sites outside the active set contribute 0.
+  Flattened, offset index ``((o0 + r) * k + (o1 + r)) * k + (o2 + r)`` with ``r = k // 2`` is
+  the C-order index of the kernel's last three axes.
+* Submanifold: the output sites are exactly the input sites, and :meth:`conv` returns one row
+  per input row in input row order.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import torch
+
+from .cache import TensorKeyedCache
+from .validation import (
+    check_coordinates,
+    check_features,
+    check_kernel_geometry,
+    check_spatial_shape,
+    check_unique_keys,
+    check_weight,
+    linear_keys,
+)
+
+
+@dataclass(eq=False)
+class KernelMap:
+    """A backend's neighbour structure for one coordinate set, kernel size and dilation.
+
+    ``coords`` are the validated int32 coordinates on the device the map lives on; ``data`` is
+    the backend's own representation and is only meaningful to the backend named ``backend``.
+    """
+
+    backend: str
+    coords: torch.Tensor
+    spatial_shape: tuple[int, int, int]
+    batch_size: int
+    kernel_size: int
+    dilation: int
+    data: Any
+
+    @property
+    def num_rows(self) -> int:
+        return int(self.coords.shape[0])
+
+    @property
+    def device(self) -> torch.device:
+        return self.coords.device
+
+
+class SparseConvBackend(ABC):
+    """Base class of every backend adapter.
+
+    Subclasses implement :meth:`_build` (library kernel map from validated coordinates) and
+    :meth:`_conv` (convolution on a non-empty input with a weight already converted by
+    :meth:`convert_weight`). Validation, the empty-input case, bias and both caches live here so
+    that every backend behaves the same way on bad input.
+    """
+
+    name: ClassVar[str] = ""
+    #: Feature dtypes the library can convolve; others raise TypeError.
+    dtypes: ClassVar[tuple[torch.dtype, ...]] = (torch.float32, torch.float64)
+    #: Device types the library can run on ("cpu", "cuda").
+    device_types: ClassVar[tuple[str, ...]] = ("cpu", "cuda")
+
+    def __init__(self) -> None:
+        self._map_cache = TensorKeyedCache()
+        self._weight_cache = TensorKeyedCache()
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} name={self.name!r}>"
+
+    @property
+    def version(self) -> str:
+        """Version of the underlying library (or of this package for its own backends)."""
+        from importlib.metadata import version
+
+        return version("sparsecodec")
+
+    def clear_cache(self) -> None:
+        """Drop every cached kernel map and converted weight."""
+        self._map_cache.clear()
+        self._weight_cache.clear()
+
+    def build_kernel_map(
+        self,
+        coords: torch.Tensor,
+        spatial_shape,
+        kernel_size: int = 3,
+        dilation: int = 1,
+        batch_size: int | None = None,
+        cache: bool = True,
+    ) -> KernelMap:
+        """Build (or fetch from the cache) the kernel map of a submanifold convolution.
+
+        The cache key is the identity and in-place version of ``coords`` together with
+        ``spatial_shape``, ``kernel_size``, ``dilation`` and ``batch_size``, so a map is never
+        reused for another kernel size or dilation. Pass ``cache=False`` to time a fresh build.
+        """
+        shape = check_spatial_shape(spatial_shape)
+        kernel_size, dilation = check_kernel_geometry(kernel_size, dilation)
+
+        def build() -> KernelMap:
+            return self._build_checked(coords, shape, kernel_size, dilation, batch_size)
+
+        if not cache or not isinstance(coords, torch.Tensor):
+            return build()
+        return self._map_cache.get_or_build(coords, (shape, kernel_size, dilation, batch_size), build)
+
+    def _build_checked(self, coords, shape, kernel_size, dilation, batch_size) -> KernelMap:
+        checked, batch_size = check_coordinates(coords, shape, batch_size)
+        if checked.numel() and checked.data_ptr() == coords.data_ptr():
+            # The cache is keyed on the caller's tensor, so the map must not keep it alive
+            # (the entry would then never expire) nor see later in-place edits of it.
+            checked = checked.clone()
+        self._check_device(checked.device)
+        data = None
+        if checked.shape[0] > 0:
+            data = self._build(checked, shape, batch_size, kernel_size, dilation)
+        return KernelMap(self.name, checked, shape, batch_size, kernel_size, dilation, data)
+
+    def conv(
+        self,
+        features: torch.Tensor,
+        kernel_map: KernelMap,
+        weight: torch.Tensor,
+        bias: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Apply the submanifold convolution; return (N, C_out) rows in input row order."""
+        if not isinstance(kernel_map, KernelMap):
+            raise TypeError(f"kernel_map must be a KernelMap, got {type(kernel_map).__name__}")
+        if kernel_map.backend != self.name:
+            raise ValueError(
+                f"kernel map was built by backend {kernel_map.backend!r} and cannot be used with "
+                f"backend {self.name!r}"
+            )
+        check_features(features, kernel_map.num_rows, kernel_map.device)
+        check_weight(weight, bias, features.shape[1], kernel_map.kernel_size, features)
+        if features.dtype not in self.dtypes:
+            names = ", ".join(str(dtype).removeprefix("torch.") for dtype in self.dtypes)
+            raise TypeError(f"backend {self.name!r} supports feature dtypes {names}, got {features.dtype}")
+
+        if kernel_map.num_rows == 0:
+            # An empty sum: only the centre tap can touch an empty set, and it touches nothing.
+            # Going through matmul keeps the autograd graph, so weight.grad becomes zeros.
+            centre = kernel_map.kernel_size // 2
+            out = features @ weight[:, :, centre, centre, centre].transpose(0, 1)
+        else:
+            out = self._conv(features.contiguous(), kernel_map, self._converted(weight))
+        if bias is not None:
+            out = out + bias
+        return out
+
+    def _converted(self, weight: torch.Tensor) -> Any:
+        # A converted weight that carries an autograd graph must be rebuilt on every call,
+        # otherwise a second backward pass would run through a graph that was already freed.
+        if weight.requires_grad and torch.is_grad_enabled():
+            return self.convert_weight(weight)
+        return self._weight_cache.get_or_build(
+            weight, (weight.dtype, weight.device), lambda: self.convert_weight(weight.detach())
+        )
+
+    def _check_device(self, device: torch.device) -> None:
+        if device.type not in self.device_types:
+            raise ValueError(
+                f"backend {self.name!r} runs on {', '.join(self.device_types)}, not on {device}"
+            )
+
+    def _check_unique(self, coords: torch.Tensor, shape: tuple[int, int, int]) -> torch.Tensor:
+        """Raise on duplicate coordinates; return the linear keys the check computed."""
+        keys = linear_keys(coords, shape)
+        check_unique_keys(coords, keys)
+        return keys
+
+    # --- implemented by each backend ------------------------------------------------------
+
+    @abstractmethod
+    def convert_weight(self, weight: torch.Tensor) -> Any:
+        """Convert a canonical (C_out, C_in, k, k, k) weight to the library's layout."""
+
+    @abstractmethod
+    def weight_from_library(self, converted: Any) -> torch.Tensor:
+        """Convert a weight in the library's layout back to the canonical layout."""
+
+    @abstractmethod
+    def _build(self, coords, spatial_shape, batch_size, kernel_size, dilation) -> Any:
+        """Build the library's kernel map for non-empty, range-checked int32 ``coords``.
+
+        Implementations must reject duplicate coordinates, for example with
+        :meth:`_check_unique`.
+        """
+
+    @abstractmethod
+    def _conv(self, features, kernel_map: KernelMap, weight) -> torch.Tensor:
+        """Convolve non-empty contiguous ``features`` with a converted weight."""

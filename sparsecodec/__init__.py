@@ -1,0 +1,8 @@
+"""sparsecodec: variable-rate neural compression (BCAE-VS) of sparse TPC detector data.
+
+The sparse encoder runs on several sparse-convolution libraries through
+:mod:`sparsecodec.backends`. Importing this package loads torch but no optional library and
+makes no CUDA query.
+"""
+
+__version__ = "0.1.0"

@@ -1,0 +1,77 @@
+"""Properties specific to the native backend: determinism, both code paths, the cache."""
+
+from __future__ import annotations
+
+import gc
+
+import pytest
+import torch
+
+import sparsecodec.backends as backends
+from sparsecodec.kernels import capabilities
+from sparse_cases import WEDGE_SHAPE, at_occupancy, track_like
+
+
+@pytest.fixture
+def native():
+    return backends.get("native")
+
+
+def encoder_like_inputs(occupancy=0.1, seed=0):
+    coords = at_occupancy(occupancy, seed=seed)
+    generator = torch.Generator().manual_seed(seed)
+    features = torch.randn(coords.shape[0], 2, generator=generator)
+    weight = torch.randn(2, 2, 3, 3, 3, generator=generator)
+    return coords, features, weight
+
+
+@pytest.mark.parametrize("torch_path", [False, True], ids=["numba", "torch"])
+def test_repeated_calls_bit_identical(native, monkeypatch, torch_path):
+    monkeypatch.setattr(capabilities, "FORCE_TORCH_PATH", torch_path)
+    coords, features, weight = encoder_like_inputs()
+    first = backends.submanifold_conv3d(coords, features, weight, dilation=2, backend=native)
+    for _ in range(3):
+        fresh_map = native.build_kernel_map(coords, WEDGE_SHAPE, 3, 2, cache=False)
+        again = native.conv(features, fresh_map, weight)
+        assert torch.equal(again, first)
+
+
+def test_numba_and_torch_paths_agree(native, monkeypatch):
+    coords, features, weight = encoder_like_inputs(0.3, seed=1)
+    kernel_map = native.build_kernel_map(coords, WEDGE_SHAPE, 3, 4)
+    monkeypatch.setattr(capabilities, "FORCE_TORCH_PATH", False)
+    fast = native.conv(features, kernel_map, weight)
+    monkeypatch.setattr(capabilities, "FORCE_TORCH_PATH", True)
+    reference = native.conv(features, kernel_map, weight)
+    torch.testing.assert_close(fast, reference, rtol=1e-5, atol=1e-5)
+
+
+def test_numba_switch_from_environment(monkeypatch):
+    monkeypatch.setenv("SPARSECODEC_NUMBA", "0")
+    assert capabilities.numba_enabled() is False
+    monkeypatch.setenv("SPARSECODEC_NUMBA", "1")
+    assert capabilities.numba_enabled() is True
+
+
+def test_cache_keyed_on_identity_and_version(native):
+    coords = track_like(tracks=5, seed=2)
+    first = native.build_kernel_map(coords, WEDGE_SHAPE, 3, 1)
+    assert native.build_kernel_map(coords, WEDGE_SHAPE, 3, 1) is first
+    assert native.build_kernel_map(coords.clone(), WEDGE_SHAPE, 3, 1) is not first
+    assert native.build_kernel_map(coords, WEDGE_SHAPE, 3, 2) is not first
+
+    coords[0, 3] = (int(coords[0, 3]) + 1) % WEDGE_SHAPE[2]
+    coords[0, 2] = (int(coords[0, 2]) + 100) % WEDGE_SHAPE[1]
+    rebuilt = native.build_kernel_map(coords, WEDGE_SHAPE, 3, 1)
+    assert rebuilt is not first, "an in-place edit of coords must invalidate the cached map"
+    assert torch.equal(rebuilt.coords, coords)
+
+
+def test_cache_entry_dies_with_coords(native):
+    native.clear_cache()
+    coords = track_like(tracks=5, seed=3)
+    native.build_kernel_map(coords, WEDGE_SHAPE, 3, 1)
+    assert len(native._map_cache) == 1
+    del coords
+    gc.collect()
+    assert len(native._map_cache) == 0
