@@ -5,4 +5,16 @@ The sparse encoder runs on several sparse-convolution libraries through
 makes no CUDA query.
 """
 
+from .model import BCAEVS, BCAEVSDecoder, BCAEVSEncoder, GateConfig, SubmanifoldConv3d, load_model, save_model
+
 __version__ = "0.1.0"
+
+__all__ = [
+    "BCAEVS",
+    "BCAEVSDecoder",
+    "BCAEVSEncoder",
+    "GateConfig",
+    "SubmanifoldConv3d",
+    "load_model",
+    "save_model",
+]
