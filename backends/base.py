@@ -35,6 +35,10 @@ from .validation import (
 )
 
 
+#: Activations :meth:`SparseConvBackend.conv` can apply after the convolution.
+ACTIVATIONS = {None: None, "relu": torch.relu, "sigmoid": torch.sigmoid}
+
+
 @dataclass(eq=False)
 class KernelMap:
     """A backend's neighbour structure for one coordinate set, kernel size and dilation.
@@ -74,6 +78,8 @@ class SparseConvBackend(ABC):
     dtypes: ClassVar[tuple[torch.dtype, ...]] = (torch.float32, torch.float64)
     #: Device types the library can run on ("cpu", "cuda").
     device_types: ClassVar[tuple[str, ...]] = ("cpu", "cuda")
+    #: Activations that :meth:`_conv_fused` computes inside the convolution kernel.
+    fused_activations: ClassVar[frozenset[str]] = frozenset()
 
     def __init__(self) -> None:
         self._map_cache = TensorKeyedCache()
@@ -137,8 +143,15 @@ class SparseConvBackend(ABC):
         kernel_map: KernelMap,
         weight: torch.Tensor,
         bias: torch.Tensor | None = None,
+        activation: str | None = None,
     ) -> torch.Tensor:
-        """Apply the submanifold convolution; return (N, C_out) rows in input row order."""
+        """Apply the submanifold convolution; return (N, C_out) rows in input row order.
+
+        ``activation`` ("relu", "sigmoid" or None) is applied after the bias. A backend listed
+        in :attr:`fused_activations` computes it inside its kernel; the others call torch.
+        """
+        if activation not in ACTIVATIONS:
+            raise ValueError(f"activation must be one of {', '.join(map(repr, ACTIVATIONS))}, got {activation!r}")
         if not isinstance(kernel_map, KernelMap):
             raise TypeError(f"kernel_map must be a KernelMap, got {type(kernel_map).__name__}")
         if kernel_map.backend != self.name:
@@ -157,11 +170,17 @@ class SparseConvBackend(ABC):
             # Going through matmul keeps the autograd graph, so weight.grad becomes zeros.
             centre = kernel_map.kernel_size // 2
             out = features @ weight[:, :, centre, centre, centre].transpose(0, 1)
+        elif bias is None and activation is not None and activation in self.fused_activations:
+            return self._conv_fused(features.contiguous(), kernel_map, self._converted(weight), activation)
         else:
             out = self._conv(features.contiguous(), kernel_map, self._converted(weight))
         if bias is not None:
             out = out + bias
-        return out
+        return out if activation is None else ACTIVATIONS[activation](out)
+
+    def _conv_fused(self, features, kernel_map: KernelMap, weight, activation: str) -> torch.Tensor:
+        """Convolve and apply ``activation`` in one kernel; only for :attr:`fused_activations`."""
+        raise NotImplementedError(f"backend {self.name!r} fuses no activation")
 
     def _converted(self, weight: torch.Tensor) -> Any:
         # A converted weight that carries an autograd graph must be rebuilt on every call,

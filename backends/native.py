@@ -1,9 +1,9 @@
 """The ``native`` backend: this project's own kernels (:mod:`sparsecodec.kernels`).
 
-Kernel map: a direct-address index grid, padded so neighbour lookups need no bounds check.
-Convolution: on CPU without autograd, a numba kernel that reads neighbours from the grid; with
-autograd, on CUDA, in half precision or without numba, a torch gather and matmul over the
-neighbour table. Both paths compute the same sums in the same order per output row and give
+Kernel map: each row's position in a padded grid plus the flat steps of the kernel offsets
+(direct addressing, no hash table). Convolution: on CPU without autograd, a numba stencil over a
+zero-padded feature grid with the activation fused in; with autograd, on CUDA, in half precision
+or without numba, a torch gather and matmul over the neighbour table. Both paths give
 bit-identical results on repeated calls.
 """
 
@@ -11,8 +11,7 @@ from __future__ import annotations
 
 import torch
 
-from ..kernels import build_index_grid, canonical_to_offset_major, find_duplicate, offset_major_to_canonical
-from ..kernels import capabilities
+from ..kernels import build_padded_grid, canonical_to_offset_major, capabilities, find_duplicate, offset_major_to_canonical
 from ..kernels.gather_conv import gather_conv
 from .base import KernelMap, SparseConvBackend
 from .validation import raise_duplicate
@@ -28,6 +27,7 @@ class NativeBackend(SparseConvBackend):
 
     name = "native"
     dtypes = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
+    fused_activations = frozenset({"relu", "sigmoid"})
 
     def convert_weight(self, weight: torch.Tensor) -> torch.Tensor:
         return canonical_to_offset_major(weight).contiguous()
@@ -36,22 +36,36 @@ class NativeBackend(SparseConvBackend):
         return offset_major_to_canonical(converted)
 
     def _build(self, coords, spatial_shape, batch_size, kernel_size, dilation):
-        index_grid = build_index_grid(coords, spatial_shape, batch_size, kernel_size, dilation)
-        duplicate = find_duplicate(index_grid)
+        use_numba = capabilities.numba_enabled()
+        padded_grid = build_padded_grid(coords, spatial_shape, batch_size, kernel_size, dilation, use_numba)
+        duplicate = find_duplicate(padded_grid, use_numba)
         if duplicate is not None:
             raise_duplicate(coords, *duplicate)
-        return index_grid
+        return padded_grid
 
-    def _conv(self, features: torch.Tensor, kernel_map: KernelMap, weight: torch.Tensor) -> torch.Tensor:
-        index_grid = kernel_map.data
-        use_numba = (
+    def _use_numba(self, features: torch.Tensor, weight: torch.Tensor) -> bool:
+        return (
             features.device.type == "cpu"
             and features.dtype in (torch.float32, torch.float64)
             and not (torch.is_grad_enabled() and (features.requires_grad or weight.requires_grad))
             and capabilities.numba_enabled()
         )
-        if use_numba:
-            from ..kernels.cpu_numba import conv_grid
 
-            return conv_grid(features, index_grid.flat, index_grid.grid, index_grid.deltas, weight)
-        return gather_conv(features, index_grid.neighbors(), weight)
+    def _conv(self, features: torch.Tensor, kernel_map: KernelMap, weight: torch.Tensor) -> torch.Tensor:
+        padded_grid = kernel_map.data
+        if self._use_numba(features, weight):
+            from ..kernels.cpu_numba import stencil_conv
+
+            return stencil_conv(features, padded_grid.flat, padded_grid.deltas, weight, padded_grid.grid_size)
+        return gather_conv(features, padded_grid.neighbors(), weight)
+
+    def _conv_fused(self, features, kernel_map: KernelMap, weight, activation: str) -> torch.Tensor:
+        padded_grid = kernel_map.data
+        if self._use_numba(features, weight):
+            from ..kernels.cpu_numba import stencil_conv
+
+            return stencil_conv(
+                features, padded_grid.flat, padded_grid.deltas, weight, padded_grid.grid_size, activation
+            )
+        out = gather_conv(features, padded_grid.neighbors(), weight)
+        return torch.relu(out) if activation == "relu" else torch.sigmoid(out)

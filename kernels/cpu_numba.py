@@ -1,51 +1,173 @@
-"""Numba CPU kernel of the submanifold convolution, reading neighbours straight from the grid.
+"""Numba CPU kernels of the native backend: a stencil over a zero-padded feature grid.
+
+A convolution scatters the (N, C_in) features into a scratch grid that is zero everywhere
+else, so every neighbour read ``grid[flat[i] + delta[k]]`` is a plain load: an empty site holds
+zeros and contributes nothing, and the padding keeps every read inside the voxel's own batch
+item. After the stencil the touched sites are zeroed again, so a scratch grid is allocated and
+cleared once per thread and size, and each call costs O(N) instead of O(grid).
 
 Each output row is computed by one thread from its own neighbours, so results do not depend on
-the thread count and repeated calls are bit-identical. The kernel has no backward; the native
-backend uses it only when no gradient is needed.
+the thread count and repeated calls are bit-identical. The kernels have no backward; the native
+backend uses them only when no gradient is needed.
 """
 
 from __future__ import annotations
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import numba
 import numpy as np
 import torch
 
+ACTIVATION_CODES = {None: 0, "relu": 1, "sigmoid": 2}
 
-@numba.njit(parallel=True, cache=True, nogil=True)
-def _conv_grid(x, flat, grid, deltas, weight, out):  # pragma: no cover - compiled by numba
+_scratch = threading.local()
+
+
+@numba.njit(cache=True, nogil=True)
+def _find_duplicate(flat, owners):  # pragma: no cover - compiled by numba
+    first = -1
+    second = -1
     count = flat.shape[0]
+    filled = count
+    for i in range(count):
+        site = flat[i]
+        if owners[site] >= 0:
+            first = owners[site]
+            second = i
+            filled = i
+            break
+        owners[site] = i
+    for i in range(filled):
+        owners[flat[i]] = -1
+    return first, second
+
+
+#: Below this many rows one thread finishes before the others would even start.
+PARALLEL_MIN_ROWS = 16384
+
+_pool: ThreadPoolExecutor | None = None
+_pool_lock = threading.Lock()
+
+
+@numba.njit(cache=True, nogil=True)
+def _scatter(x, flat, grid):  # pragma: no cover - compiled by numba
+    in_channels = x.shape[1]
+    for i in range(flat.shape[0]):
+        base = flat[i] * in_channels
+        for c in range(in_channels):
+            grid[base + c] = x[i, c]
+
+
+@numba.njit(cache=True, nogil=True)
+def _clear(flat, in_channels, grid):  # pragma: no cover - compiled by numba
+    for i in range(flat.shape[0]):
+        base = flat[i] * in_channels
+        for c in range(in_channels):
+            grid[base + c] = 0.0
+
+
+@numba.njit(cache=True, nogil=True)
+def _stencil_rows(start, stop, flat, deltas, weight, activation, grid, out):  # pragma: no cover - compiled by numba
     volume, in_channels, out_channels = weight.shape
-    for i in numba.prange(count):
+    for i in range(start, stop):
         base = flat[i]
         for o in range(out_channels):
             out[i, o] = 0.0
         for k in range(volume):
-            j = grid[base + deltas[k]]
-            if j >= 0:
-                for c in range(in_channels):
-                    value = x[j, c]
+            site = (base + deltas[k]) * in_channels
+            for c in range(in_channels):
+                value = grid[site + c]
+                if value != 0:
                     for o in range(out_channels):
                         out[i, o] += value * weight[k, c, o]
+        if activation == 1:
+            for o in range(out_channels):
+                if out[i, o] < 0:
+                    out[i, o] = 0.0
+        elif activation == 2:
+            for o in range(out_channels):
+                out[i, o] = 1.0 / (1.0 + np.exp(-out[i, o]))
 
 
-def conv_grid(
+@numba.njit(cache=True, nogil=True)
+def _positions(coords, padded0, padded1, padded2, pad, flat):  # pragma: no cover - compiled by numba
+    for i in range(coords.shape[0]):
+        flat[i] = (((coords[i, 0] * padded0 + coords[i, 1] + pad) * padded1 + coords[i, 2] + pad) * padded2
+                   + coords[i, 3] + pad)
+
+
+def _scratch_array(name: str, size: int, dtype, fill) -> np.ndarray:
+    """Return this thread's scratch array of at least ``size`` entries, all equal to ``fill``."""
+    key = (name, np.dtype(dtype).str)
+    pool = getattr(_scratch, "pool", None)
+    if pool is None:
+        pool = _scratch.pool = {}
+    array = pool.get(key)
+    if array is None or array.shape[0] < size:
+        array = np.full(size, fill, dtype=dtype)
+        pool[key] = array
+    return array
+
+
+def _run_rows(kernel, count: int, *args) -> None:
+    """Run ``kernel(start, stop, *args)`` over rows [0, count), split over torch's thread count.
+
+    The kernels release the GIL, so plain Python threads run them in parallel. numba's own
+    parallel loops are not used: their OpenMP threads spin after each loop and starve torch's
+    OpenMP threads (a separate runtime) on a machine with few cores.
+    """
+    global _pool
+    threads = torch.get_num_threads()
+    if threads <= 1 or count < PARALLEL_MIN_ROWS:
+        kernel(0, count, *args)
+        return
+    with _pool_lock:
+        if _pool is None or _pool._max_workers < threads:
+            _pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="sparsecodec-native")
+    bounds = np.linspace(0, count, threads + 1).astype(np.int64)
+    futures = [_pool.submit(kernel, int(bounds[t]), int(bounds[t + 1]), *args) for t in range(threads)]
+    for future in futures:
+        future.result()
+
+
+def grid_positions(coords: torch.Tensor, padded_shape: tuple[int, int, int], pad: int) -> torch.Tensor:
+    """Return the (N,) int64 padded-grid positions of int32 CPU ``coords`` (N, 4)."""
+    flat = torch.empty(coords.shape[0], dtype=torch.int64)
+    _positions(coords.numpy(), padded_shape[0], padded_shape[1], padded_shape[2], pad, flat.numpy())
+    return flat
+
+
+def find_duplicate(flat: torch.Tensor, grid_size: int) -> tuple[int, int] | None:
+    """Return two rows whose ``flat`` grid positions are equal, or None when all are distinct."""
+    owners = _scratch_array("owners", grid_size, np.int32, -1)
+    first, second = _find_duplicate(flat.numpy(), owners)
+    return None if first < 0 else (int(first), int(second))
+
+
+def stencil_conv(
     features: torch.Tensor,
     flat: torch.Tensor,
-    grid: torch.Tensor,
     deltas: torch.Tensor,
     weight: torch.Tensor,
+    grid_size: int,
+    activation: str | None = None,
 ) -> torch.Tensor:
     """Convolve contiguous float32/float64 CPU ``features`` (N, C_in) with an offset-major
-    (K, C_in, C_out) ``weight`` through the index grid; return (N, C_out)."""
-    numba.set_num_threads(max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS)))
+    (K, C_in, C_out) ``weight`` through a padded grid of ``grid_size`` sites; return (N, C_out).
+
+    ``flat`` (N,) int64 are the rows' grid positions and ``deltas`` (K,) int64 the flat steps of
+    the K offsets, both in the padded grid.
+    """
+    x = features.detach().numpy()
+    grid = _scratch_array("features", grid_size * x.shape[1], x.dtype, 0)
     out = torch.empty((features.shape[0], weight.shape[2]), dtype=features.dtype)
-    _conv_grid(
-        features.detach().numpy(),
-        flat.numpy(),
-        grid.numpy(),
-        deltas.numpy(),
-        np.ascontiguousarray(weight.detach().numpy()),
-        out.numpy(),
-    )
+    positions = flat.numpy()
+    _scatter(x, positions, grid)
+    try:
+        _run_rows(_stencil_rows, positions.shape[0], positions, deltas.numpy(),
+                  np.ascontiguousarray(weight.detach().numpy()), ACTIVATION_CODES[activation], grid, out.numpy())
+    finally:
+        _clear(positions, x.shape[1], grid)
     return out

@@ -1,10 +1,12 @@
-"""Direct-address index grid: the native kernel map.
+"""Direct addressing in a padded grid: the native kernel map.
 
 A TPC wedge has only 16 x 192 x 249 = 765,312 sites, so instead of a hash table the native
-backend keeps a dense int32 grid that stores, for every site, the row index of the active voxel
-there or -1. The grid is padded by ``pad`` sites on both ends of each spatial axis, so a
-neighbour lookup ``grid[flat[i] + delta[k]]`` never leaves the voxel's own batch item and needs
-no bounds check.
+backend addresses sites directly. Each spatial axis is padded by ``pad = dilation * (k // 2)``
+sites on both ends; in that padded grid a row's position is ``flat[i]`` and its k-th neighbour
+is at ``flat[i] + deltas[k]``, never outside the row's own batch item, so lookups need no bounds
+check. The kernel map is just ``flat`` and ``deltas``: O(N) to build, whatever the grid size.
+A dense int32 grid of row indices (-1 where empty) is built only when the torch path needs a
+neighbour table.
 """
 
 from __future__ import annotations
@@ -17,64 +19,73 @@ from .offsets import kernel_offsets
 
 
 @dataclass(eq=False)
-class IndexGrid:
-    """Index grid of one coordinate set.
+class PaddedGrid:
+    """The native kernel map of one coordinate set, kernel size and dilation.
 
-    ``grid`` is flat, of size ``batch_size * prod(padded_shape)``; ``flat`` (N,) int64 is each
-    row's position in it; ``deltas`` (K,) int64 are the flat steps of the K kernel offsets in
-    canonical order, already scaled by the dilation.
+    ``flat`` (N,) int64: each row's position in the padded grid of ``grid_size`` sites
+    (``batch_size * prod(padded_shape)``); ``deltas`` (K,) int64: flat steps of the K kernel
+    offsets in canonical C order, scaled by the dilation.
     """
 
-    grid: torch.Tensor
     flat: torch.Tensor
     deltas: torch.Tensor
     padded_shape: tuple[int, int, int]
+    grid_size: int
     _neighbors: torch.Tensor | None = field(default=None, repr=False)
+
+    def index_grid(self) -> torch.Tensor:
+        """Return the dense (grid_size,) int32 grid of row indices, -1 at empty sites."""
+        grid = torch.full((self.grid_size,), -1, dtype=torch.int32, device=self.flat.device)
+        grid[self.flat] = torch.arange(self.flat.shape[0], dtype=torch.int32, device=self.flat.device)
+        return grid
 
     def neighbors(self) -> torch.Tensor:
         """Return the (N, K) int64 neighbour table; a missing neighbour is N (a zero row)."""
         if self._neighbors is None:
-            table = self.grid[self.flat[:, None] + self.deltas[None, :]].to(torch.int64)
+            table = self.index_grid()[self.flat[:, None] + self.deltas[None, :]].to(torch.int64)
             self._neighbors = torch.where(table < 0, self.flat.shape[0], table)
         return self._neighbors
 
 
-def build_index_grid(
+def build_padded_grid(
     coords: torch.Tensor,
     spatial_shape: tuple[int, int, int],
     batch_size: int,
     kernel_size: int,
     dilation: int,
-) -> IndexGrid:
-    """Build the index grid of range-checked int32 ``coords`` (N, 4).
+    use_numba: bool = False,
+) -> PaddedGrid:
+    """Build the kernel map of range-checked int32 ``coords`` (N, 4) = (batch, axis 0, 1, 2).
 
     Duplicate coordinates are not rejected here; call :func:`find_duplicate` on the result.
     """
     pad = dilation * (kernel_size // 2)
     padded = tuple(size + 2 * pad for size in spatial_shape)
-    device = coords.device
-    c = coords.to(torch.int64)
-    flat = ((c[:, 0] * padded[0] + c[:, 1] + pad) * padded[1] + c[:, 2] + pad) * padded[2] + c[:, 3] + pad
+    if use_numba and coords.device.type == "cpu":
+        from .cpu_numba import grid_positions
 
-    count = coords.shape[0]
-    rows = torch.arange(count, dtype=torch.int32, device=device)
-    grid = torch.full((batch_size * padded[0] * padded[1] * padded[2],), -1, dtype=torch.int32, device=device)
-    grid[flat] = rows
-
+        flat = grid_positions(coords, padded, pad)
+    else:
+        c = coords.to(torch.int64)
+        flat = ((c[:, 0] * padded[0] + c[:, 1] + pad) * padded[1] + c[:, 2] + pad) * padded[2] + c[:, 3] + pad
     steps = torch.tensor([padded[1] * padded[2], padded[2], 1], dtype=torch.int64)
     deltas = (kernel_offsets(kernel_size) * dilation) @ steps
-    return IndexGrid(grid, flat, deltas.to(device), padded)
+    grid_size = batch_size * padded[0] * padded[1] * padded[2]
+    return PaddedGrid(flat, deltas.to(coords.device), padded, grid_size)
 
 
-def find_duplicate(index_grid: IndexGrid) -> tuple[int, int] | None:
-    """Return two row indices that share a site, or None when every site is held once.
+def find_duplicate(padded_grid: PaddedGrid, use_numba: bool) -> tuple[int, int] | None:
+    """Return two row indices that share a site, or None when every site is held once."""
+    flat = padded_grid.flat
+    if use_numba and flat.device.type == "cpu":
+        from .cpu_numba import find_duplicate as find_with_numba
 
-    Of the rows that share a site only one can own its grid entry, so the others read back a
-    different row index. This costs one gather instead of a sort.
-    """
-    flat = index_grid.flat
+        return find_with_numba(flat, padded_grid.grid_size)
+
+    # Of the rows that share a site only one can own its grid entry, so the others read back a
+    # different row index.
     rows = torch.arange(flat.shape[0], dtype=torch.int32, device=flat.device)
-    owner = index_grid.grid[flat]
+    owner = padded_grid.index_grid()[flat]
     clash = (owner != rows).nonzero()
     if clash.numel() == 0:
         return None

@@ -123,3 +123,10 @@ def test_bad_dilation(backend, device, dilation):
     coords, features, weight = good_inputs(device)
     with pytest.raises(ValueError, match="dilation must be a positive int"):
         convolve(backend, coords, features, weight, dilation=dilation)
+
+
+def test_unknown_activation(backend, device):
+    coords, features, weight = good_inputs(device)
+    kernel_map = backend.build_kernel_map(coords, WEDGE_SHAPE)
+    with pytest.raises(ValueError, match="activation must be one of None, 'relu', 'sigmoid'"):
+        backend.conv(features, kernel_map, weight, activation="tanh")

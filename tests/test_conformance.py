@@ -199,3 +199,15 @@ def test_weight_layout_round_trip(backend):
     weight = torch.randn(5, 3, 3, 3, 3)
     converted = backend.convert_weight(weight)
     assert torch.equal(backend.weight_from_library(converted), weight)
+
+
+@pytest.mark.parametrize("activation", ["relu", "sigmoid"])
+def test_activation_after_conv(backend, device, activation):
+    coords = track_like(tracks=20, seed=12).to(device)
+    generator = torch.Generator().manual_seed(4)
+    features = torch.randn(coords.shape[0], 2, generator=generator, dtype=torch.float64)
+    weight = torch.randn(2, 2, 3, 3, 3, generator=generator, dtype=torch.float64)
+    kernel_map = backend.build_kernel_map(coords, WEDGE_SHAPE, 3, 2)
+    output = backend.conv(features.float().to(device), kernel_map, weight.float().to(device), activation=activation)
+    reference = getattr(torch, activation)(oracle(coords, features, weight, 2, WEDGE_SHAPE))
+    assert_close_to_oracle(output, reference, torch.float32, label(backend, device, torch.float32, activation))

@@ -75,3 +75,36 @@ def test_cache_entry_dies_with_coords(native):
     del coords
     gc.collect()
     assert len(native._map_cache) == 0
+
+
+def test_scratch_grid_left_zero(native, monkeypatch):
+    from sparsecodec.kernels import cpu_numba
+
+    monkeypatch.setattr(capabilities, "FORCE_TORCH_PATH", False)
+    coords, features, weight = encoder_like_inputs(0.05, seed=4)
+    backends.submanifold_conv3d(coords, features, weight, dilation=4, backend=native)
+    for (name, _), array in cpu_numba._scratch.pool.items():
+        expected = -1 if name == "owners" else 0
+        assert (array == expected).all(), f"scratch array {name!r} not restored after use"
+
+
+@pytest.mark.parametrize("torch_path", [False, True], ids=["numba", "torch"])
+def test_duplicates_found_on_both_paths(native, monkeypatch, torch_path):
+    monkeypatch.setattr(capabilities, "FORCE_TORCH_PATH", torch_path)
+    coords = track_like(tracks=5, seed=6)
+    coords = torch.cat([coords, coords[7:8]])
+    with pytest.raises(ValueError, match=f"rows 7 and {coords.shape[0] - 1}"):
+        native.build_kernel_map(coords, WEDGE_SHAPE, 3, 2, cache=False)
+
+
+@pytest.mark.parametrize("rows", [100, 40000], ids=["one_thread", "threads"])
+def test_fused_activation_matches_torch(native, monkeypatch, rows):
+    monkeypatch.setattr(capabilities, "FORCE_TORCH_PATH", False)
+    coords = at_occupancy(rows / (16 * 192 * 249), seed=7)
+    generator = torch.Generator().manual_seed(3)
+    features = torch.randn(coords.shape[0], 2, generator=generator)
+    weight = torch.randn(2, 2, 3, 3, 3, generator=generator)
+    kernel_map = native.build_kernel_map(coords, WEDGE_SHAPE, 3, 2)
+    plain = native.conv(features, kernel_map, weight)
+    assert torch.equal(native.conv(features, kernel_map, weight, activation="relu"), torch.relu(plain))
+    torch.testing.assert_close(native.conv(features, kernel_map, weight, activation="sigmoid"), torch.sigmoid(plain))

@@ -86,7 +86,8 @@ class BCAEVSEncoder(nn.Module):
                 maps[key] = chosen.build_kernel_map(coords, shape, *key, batch_size=batch_size)
 
         hidden = features
+        last = len(self.convs) - 1
         for index, conv in enumerate(self.convs):
-            hidden = conv(hidden, maps[(conv.kernel_size, conv.dilation)], chosen)
-            hidden = torch.relu(hidden) if index < len(self.convs) - 1 else torch.sigmoid(hidden)
+            activation = "relu" if index < last else "sigmoid"
+            hidden = conv(hidden, maps[(conv.kernel_size, conv.dilation)], chosen, activation)
         return EncoderOutput(hidden[:, 0], hidden[:, 1])

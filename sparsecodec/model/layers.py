@@ -44,8 +44,12 @@ class SubmanifoldConv3d(nn.Module):
                 f"dilation={self.dilation}, bias={self.bias is not None}")
 
     def forward(self, features: torch.Tensor, kernel_map: KernelMap,
-                backend: str | SparseConvBackend | None = None) -> torch.Tensor:
-        """Convolve (N, C_in) ``features`` over ``kernel_map``; return (N, C_out) in input row order."""
+                backend: str | SparseConvBackend | None = None, activation: str | None = None) -> torch.Tensor:
+        """Convolve (N, C_in) ``features`` over ``kernel_map``; return (N, C_out) in input row order.
+
+        ``activation`` ("relu", "sigmoid" or None) follows the convolution; backends that can
+        fuse it into their kernel do so.
+        """
         if (kernel_map.kernel_size, kernel_map.dilation) != (self.kernel_size, self.dilation):
             raise ValueError(
                 f"kernel map was built for kernel_size={kernel_map.kernel_size}, "
@@ -53,4 +57,4 @@ class SubmanifoldConv3d(nn.Module):
                 f"dilation={self.dilation}"
             )
         chosen = backends.get(backend if backend is not None else kernel_map.backend)
-        return chosen.conv(features, kernel_map, self.weight, self.bias)
+        return chosen.conv(features, kernel_map, self.weight, self.bias, activation)
