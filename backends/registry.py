@@ -55,7 +55,7 @@ BACKENDS: dict[str, BackendSpec] = {
             "torchsparse_backend",
             "TorchSparseBackend",
             "torchsparse",
-            "build torchsparse 2.x from its upstream source (it is not on PyPI)",
+            "build torchsparse 2.0 or 2.1 from https://github.com/mit-han-lab/torchsparse (it is not on PyPI)",
         ),
     )
 }
