@@ -1,0 +1,122 @@
+"""Encoder throughput per backend, occupancy, batch size and device (pytest-benchmark).
+
+Timed regions start with the sparse input on the device and end with the kept coordinates and
+values on the device; host-to-device transfer is not included. Each round encodes a fresh copy
+of the coordinates, so no kernel map is reused between rounds.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import sparsecodec.backends as backends
+from sparsecodec.benchmark import reference_encoder
+from sparsecodec.model import GateConfig, hard_gate
+from conftest import record_throughput
+
+TOLERANCE = 1e-5
+MIN_TIME = 0.5
+
+
+def rounds_for(call, setup) -> int:
+    """Number of rounds that fill about MIN_TIME, from one timed call."""
+    import time
+
+    args, _ = setup()
+    start = time.perf_counter()
+    call(*args)
+    return max(3, min(100, int(MIN_TIME / max(time.perf_counter() - start, 1e-6))))
+
+
+def describe(benchmark, backend_name, device, data, batch_size):
+    backend = backends.get(backend_name)
+    benchmark.extra_info.update(
+        backend=backend_name,
+        library_version=backend.version,
+        device=str(device),
+        threads=torch.get_num_threads(),
+        occupancy=data.mean_occupancy,
+        voxels=data.voxels,
+        batch_size=batch_size,
+        point=data.label,
+    )
+
+
+def test_encode(benchmark, backend_name, device, point, batch_size, encoder_input):
+    data, oracle = encoder_input(point, batch_size)
+    data = data.to(device)
+    encoder = reference_encoder(0).to(device)
+    volume = 16 * 192 * 249
+    gate = GateConfig("random", seed=0)
+
+    with torch.no_grad():
+        output = encoder(data.coords, data.log_adc, batch_size, backend=backend_name)
+    for name in ("probability", "value"):
+        error = (getattr(output, name).double().cpu() - getattr(oracle, name)).abs().max().item()
+        assert error <= TOLERANCE, f"{backend_name} {name} differs from the float64 dense encoder by {error:.3g}"
+
+    def encode(coords):
+        with torch.no_grad():
+            result = encoder(coords, data.log_adc, batch_size, backend=backend_name)
+            keep = hard_gate(result.probability, coords[:, 0], gate, volume, batch_size)
+            kept = coords[keep], result.value[keep]
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        return kept
+
+    def setup():
+        return (data.coords.clone(),), {}
+
+    benchmark.group = f"encode {point} batch {batch_size} {device.type}"
+    describe(benchmark, backend_name, device, data, batch_size)
+    kept_coords, kept_values = benchmark.pedantic(encode, setup=setup, rounds=rounds_for(encode, setup), warmup_rounds=1)
+    assert kept_coords.shape[0] == kept_values.shape[0] <= data.voxels
+
+    wedges_per_second = batch_size / benchmark.stats.stats.median
+    benchmark.extra_info["wedges_per_second"] = wedges_per_second
+    benchmark.extra_info["voxels_per_second"] = data.voxels / benchmark.stats.stats.median
+    record_throughput(benchmark.group, backend_name, wedges_per_second)
+
+
+@pytest.mark.parametrize("dilation", [1, 2, 4])
+def test_kernel_map(benchmark, backend_name, device, point, encoder_input, dilation):
+    data, _ = encoder_input(point, 1)
+    data = data.to(device)
+    backend = backends.get(backend_name)
+
+    def build(coords):
+        kernel_map = backend.build_kernel_map(coords, (16, 192, 249), 3, dilation, batch_size=1, cache=False)
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        return kernel_map
+
+    def setup():
+        return (data.coords.clone(),), {}
+
+    benchmark.group = f"kernel map {point} d{dilation} {device.type}"
+    describe(benchmark, backend_name, device, data, 1)
+    kernel_map = benchmark.pedantic(build, setup=setup, rounds=rounds_for(build, setup), warmup_rounds=1)
+    assert kernel_map.num_rows == data.voxels
+
+
+@pytest.mark.parametrize("layer", [0, 1, 2, 3, 4])
+def test_convolution(benchmark, backend_name, device, point, encoder_input, layer):
+    data, _ = encoder_input(point, 1)
+    data = data.to(device)
+    backend = backends.get(backend_name)
+    conv = reference_encoder(0).to(device).convs[layer]
+    kernel_map = backend.build_kernel_map(data.coords, (16, 192, 249), conv.kernel_size, conv.dilation, batch_size=1)
+    features = torch.rand(data.voxels, conv.in_channels, device=device)
+
+    def convolve():
+        with torch.no_grad():
+            out = conv(features, kernel_map, backend, "relu")
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        return out
+
+    benchmark.group = f"convolution {point} layer {layer} {device.type}"
+    describe(benchmark, backend_name, device, data, 1)
+    out = benchmark.pedantic(convolve, rounds=rounds_for(lambda: convolve(), lambda: ((), {})), warmup_rounds=1)
+    assert out.shape == (data.voxels, conv.out_channels)
