@@ -88,3 +88,15 @@ def sorted_expected(coords: np.ndarray, values: np.ndarray, shape=TPC_SHAPE) -> 
     index = np.ravel_multi_index(coords.T.astype(np.int64), shape) if len(coords) else np.zeros(0, np.int64)
     order = np.argsort(index)
     return coords[order].astype(np.int32), values[order].astype(np.float16)
+
+
+def write_small_wedges(folder: Path, count: int = 3) -> list[tuple[str, np.ndarray]]:
+    """Write ``count`` SMALL_SHAPE wedges as .npy files (azimuth, time, layer) into ``folder``."""
+    from sparsecodec.codec.inputs import save_wedge_file
+
+    wedges = []
+    for number in range(count):
+        adc = track_wedge(SMALL_SHAPE, tracks=2 + number, seed=number)
+        save_wedge_file(folder / f"wedge{number}.npy", adc)
+        wedges.append((f"wedge{number}.npy", adc))
+    return wedges

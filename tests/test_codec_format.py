@@ -270,6 +270,15 @@ def test_existing_output_needs_force(tmp_path):
     assert path.read_bytes().startswith(MAGIC)
 
 
+def test_output_file_mode_follows_umask(tmp_path):
+    previous = os.umask(0o027)
+    try:
+        write_sample_file(tmp_path / "mode.scz", counts=(1,))
+    finally:
+        os.umask(previous)
+    assert (tmp_path / "mode.scz").stat().st_mode & 0o777 == 0o640
+
+
 def test_failed_write_leaves_no_output(tmp_path):
     path = tmp_path / "out.scz"
     with pytest.raises(RuntimeError, match="stop"):

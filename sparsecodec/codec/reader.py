@@ -121,9 +121,10 @@ class CompressedFileReader:
 
         Args:
             decode: decode the coordinate and value blocks (``record`` is None otherwise).
-            skip_damaged: instead of raising at the first damaged record, log it, add a
+            skip_damaged: instead of raising at the first damaged record, add a
                 :class:`DamagedRegion` to :attr:`damaged`, resume at the next intact chunk and
                 raise nothing for damage after the header. The header must be intact either way.
+                Callers report :attr:`damaged`; the reader only logs it at debug level.
         """
         self.damaged = []
         self.complete = False
@@ -315,7 +316,7 @@ class CompressedFileReader:
         elif lost:
             region = dataclasses.replace(region, lost_indexes=lost)
         self.damaged.append(region)
-        log.warning("%s: damaged %s", self.path, region.describe())
+        log.debug("%s: damaged %s", self.path, region.describe())
 
 
 def _guess_id(payload: bytes) -> str | None:

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import logging
 import os
-import tempfile
 import zlib
 from pathlib import Path
 
 import numpy as np
 
+from .atomic import create_temporary
 from .coordinates import (
     BITPACKED,
     COORDINATE_CODINGS,
@@ -70,12 +70,15 @@ class CompressedFileWriter:
         self.force = force
         self.count = 0
         self._compressor = zstandard.ZstdCompressor(level=ZSTD_LEVEL)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        handle, temporary = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.", suffix=".partial")
-        self._temporary = Path(temporary)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            handle, self._temporary = create_temporary(self.path)
+        except OSError as error:
+            blocker = next((parent for parent in self.path.parents if parent.exists()), None)
+            if blocker is not None and not blocker.is_dir():
+                raise NotADirectoryError(f"cannot write output {self.path}: {blocker} is a file, not a folder") from error
+            raise type(error)(f"cannot write output {self.path}: {error.strerror or error}") from error
         self._stream = os.fdopen(handle, "wb")
-        # mkstemp creates the file readable by its owner only; give it the mode a plain open() would.
-        os.chmod(self._temporary, file_mode())
         try:
             header_json = header.to_json()
             prefix = PREFIX.pack(MAGIC, FORMAT_VERSION, len(header_json)) + header_json
@@ -221,13 +224,6 @@ def _check_id(wedge_id) -> bytes:
     if not 1 <= len(id_bytes) <= MAX_ID_BYTES:
         raise ValueError(f"wedge id must be 1..{MAX_ID_BYTES} UTF-8 bytes, got {len(id_bytes)}: {wedge_id[:80]!r}")
     return id_bytes
-
-
-def file_mode() -> int:
-    """Return the permission bits of a new file under the current umask (0o666 minus the umask)."""
-    umask = os.umask(0)
-    os.umask(umask)
-    return 0o666 & ~umask
 
 
 def _fsync_directory(directory: Path) -> None:
