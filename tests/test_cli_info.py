@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import pytest
 
@@ -42,6 +44,13 @@ def test_info_json(sample, capsys):
     assert [record["kept_count"] for record in report["records"]] == [0, 2, 700]
     assert report["bytes"] == sample.stat().st_size
     assert sum(record["record_bytes"] for record in report["records"]) < report["bytes"]
+
+
+def test_python_dash_m_runs_info(sample):
+    result = subprocess.run([sys.executable, "-m", "sparsecodec", "info", str(sample)], capture_output=True,
+                            text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "format version 1, complete" in result.stdout
 
 
 def test_info_damaged_file_fails(sample, capsys):

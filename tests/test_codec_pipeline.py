@@ -15,7 +15,7 @@ from sparsecodec.codec.pipeline import (
     open_model,
     resolve_device,
 )
-from sparsecodec.model import GateConfig, save_model
+from sparsecodec.model import BCAEVS, GateConfig, save_model
 from sparsecodec.model.default import NoDefaultModelError, default_model_path, load_default_model
 from codec_helpers import SMALL_SHAPE, small_model_file, track_wedge
 
@@ -206,6 +206,18 @@ def test_default_model_missing_or_loadable():
     else:
         with pytest.raises(NoDefaultModelError, match="no default model is shipped.*--model PATH"):
             load_default_model()
+
+
+def test_default_model_loads_when_shipped(tmp_path, monkeypatch):
+    import sparsecodec.model.default as default
+
+    shipped = tmp_path / "weights" / default.DEFAULT_MODEL_FILE
+    save_model(BCAEVS(), shipped, "shipped-default", {"trained_on": "tests"})
+    monkeypatch.setattr(default, "default_model_path", lambda: shipped)
+    model, name, metadata = default.load_default_model()
+    assert name == "shipped-default"
+    assert metadata == {"trained_on": "tests"}
+    assert open_model().name == "shipped-default"
 
 
 def test_open_model_without_path_uses_default():

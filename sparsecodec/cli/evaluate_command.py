@@ -62,6 +62,7 @@ def run(args) -> int:
     source = wedge_source(args, codec.wedge_shape)
     log.info("evaluating %s with %s, gate %s, seed %d", source.description, codec.name, gate.describe(), gate.seed)
     context = {
+        "command": getattr(args, "command_line", None),
         "input": source.description,
         "model": {"name": codec.name, "sha256": codec.sha256},
         "gate": {"mode": gate.mode, "value": gate.value, "seed": gate.seed},
