@@ -146,8 +146,8 @@ class CompressedFileReader:
                     self._stream.seek(position + CHUNK_HEAD.size)
                     pending = DamagedRegion(position, self.size if resume is None else resume, expected, (),
                                             _guess_id(self._stream.read(4096)), str(problem))
-                elif resume is not None:
-                    pending = dataclasses.replace(pending, end=resume)
+                else:
+                    pending = dataclasses.replace(pending, end=self.size if resume is None else resume)
                 position = resume
                 continue
 
