@@ -64,6 +64,21 @@ if [ ${#missing[@]} -gt 0 ]; then
     fi
 fi
 
+# --- Python build tools ----------------------------------------------------------------------
+
+# --no-build-isolation builds with this environment's own tools. Setuptools older than 70.1
+# needs `wheel` to make a wheel. Torch's extension builder compiles in parallel only when it
+# finds ninja on PATH, so the environment's scripts folder is added to PATH for the build.
+tools=()
+"$PYTHON" -c "import setuptools.command.bdist_wheel" 2>/dev/null \
+    || "$PYTHON" -c "import wheel" 2>/dev/null || tools+=(wheel)
+scripts_dir=$("$PYTHON" -c "import sysconfig; print(sysconfig.get_path('scripts'))")
+PATH="$scripts_dir:$PATH" command -v ninja >/dev/null 2>&1 || tools+=(ninja)
+if [ ${#tools[@]} -gt 0 ]; then
+    log "installing Python build tools: ${tools[*]}"
+    "$PYTHON" -m pip install --quiet --disable-pip-version-check --no-deps "${tools[@]}"
+fi
+
 # --- CPU or CUDA build ------------------------------------------------------------------------
 
 torch_cuda=$("$PYTHON" -c "import torch; print(torch.version.cuda or '')")
@@ -105,7 +120,7 @@ if [ -z "$wheel" ]; then
     log "building MinkowskiEngine $ME_VERSION ($build_kind, torch $torch_version); this takes several minutes"
     # setup.py reads its own flags from argv; --global-option passes them to every setup.py call,
     # including the metadata step, whose BLAS probe fails under current setuptools without --blas.
-    PATH="$work/bin:$PATH" MAX_JOBS=${MAX_JOBS:-$(nproc)} "$PYTHON" -m pip wheel \
+    PATH="$work/bin:$scripts_dir:$PATH" MAX_JOBS=${MAX_JOBS:-$(nproc)} "$PYTHON" -m pip wheel \
         --disable-pip-version-check --no-deps --no-build-isolation --use-pep517 \
         --no-binary MinkowskiEngine --no-cache-dir \
         --config-settings="--global-option=$setup_flags" \
