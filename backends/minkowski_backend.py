@@ -19,8 +19,9 @@ Conventions of MinkowskiEngine 0.5.4 that the adapter translates:
 
 MinkowskiEngine 0.5.4 runs ``from collections import Sequence``, which fails on Python 3.10 and
 newer. The adapter provides ``collections.Sequence`` only while it imports the library and
-removes it again. Importing MinkowskiEngine sets ``OMP_NUM_THREADS=16`` when that variable is
-unset and the machine has more than 16 CPUs; that is the library's own behaviour.
+removes it again. Importing MinkowskiEngine also changes the process, as the library itself
+does: it appends its package folder to ``sys.path``, and it sets ``OMP_NUM_THREADS=16`` when
+that variable is unset and the machine has more than 16 CPUs.
 """
 
 from __future__ import annotations
