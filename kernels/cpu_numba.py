@@ -20,6 +20,8 @@ import numba
 import numpy as np
 import torch
 
+from .stencil_small import KERNELS
+
 ACTIVATION_CODES = {None: 0, "relu": 1, "sigmoid": 2}
 
 _scratch = threading.local()
@@ -165,8 +167,9 @@ def stencil_conv(
     out = torch.empty((features.shape[0], weight.shape[2]), dtype=features.dtype)
     positions = flat.numpy()
     _scatter(x, positions, grid)
+    kernel = KERNELS.get((x.shape[1], weight.shape[2]), _stencil_rows)
     try:
-        _run_rows(_stencil_rows, positions.shape[0], positions, deltas.numpy(),
+        _run_rows(kernel, positions.shape[0], positions, deltas.numpy(),
                   np.ascontiguousarray(weight.detach().numpy()), ACTIVATION_CODES[activation], grid, out.numpy())
     finally:
         _clear(positions, x.shape[1], grid)

@@ -108,3 +108,27 @@ def test_fused_activation_matches_torch(native, monkeypatch, rows):
     plain = native.conv(features, kernel_map, weight)
     assert torch.equal(native.conv(features, kernel_map, weight, activation="relu"), torch.relu(plain))
     torch.testing.assert_close(native.conv(features, kernel_map, weight, activation="sigmoid"), torch.sigmoid(plain))
+
+
+def test_generated_stencils_up_to_date():
+    from sparsecodec.kernels import stencil_codegen
+
+    assert stencil_codegen.TARGET.read_text() == stencil_codegen.module_source(), (
+        "kernels/stencil_small.py is stale; run python -m sparsecodec.kernels.stencil_codegen"
+    )
+
+
+@pytest.mark.parametrize("channels", [(1, 2), (2, 2), (3, 4), (4, 1), (5, 3)], ids=lambda c: f"{c[0]}to{c[1]}")
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["float32", "float64"])
+def test_unrolled_and_generic_stencils_agree(native, monkeypatch, channels, dtype):
+    monkeypatch.setattr(capabilities, "FORCE_TORCH_PATH", False)
+    coords = at_occupancy(0.02, seed=8)
+    generator = torch.Generator().manual_seed(5)
+    features = torch.randn(coords.shape[0], channels[0], generator=generator, dtype=dtype)
+    weight = torch.randn(channels[1], channels[0], 3, 3, 3, generator=generator, dtype=dtype)
+    kernel_map = native.build_kernel_map(coords, WEDGE_SHAPE, 3, 2)
+    fast = native.conv(features, kernel_map, weight, activation="sigmoid")
+    monkeypatch.setattr(capabilities, "FORCE_TORCH_PATH", True)
+    reference = native.conv(features, kernel_map, weight, activation="sigmoid")
+    assert fast.dtype == dtype
+    torch.testing.assert_close(fast, reference)
