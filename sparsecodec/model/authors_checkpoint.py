@@ -8,7 +8,8 @@ plain ``state_dict``:
   enumerates the offsets of a 3x3x3 kernel with the FIRST spatial axis changing fastest
   (``kernel_index % 3`` is the offset along axis 0, see ``coordinate_at`` in its
   ``src/kernel_region.hpp``): ``k = (o_azimuth + 1) + 3 (o_time + 1) + 9 (o_layer + 1)``, and
-  the kernel multiplies the input at ``coordinate + dilation * offset``.
+  the kernel multiplies the input at ``coordinate + dilation * offset``. The ``minkowski``
+  backend uses the same convention and converts with the same functions.
 * ``encoder.model.8.kernel``: (C_in, C_out) of the 1x1x1 convolution.
 * ``decoder.{reg,clf}.model.{0..7}.{weight,bias}``: ``nn.Conv3d`` weights over (azimuth, time,
   layer), and ``...norm.*`` their BatchNorm3d; ``decoder.{reg,clf}.model.8.*`` the final 1x1x1
@@ -25,6 +26,8 @@ from pathlib import Path
 
 import torch
 
+from ..backends.minkowski_backend import canonical_to_minkowski, minkowski_to_canonical
+
 ENCODER_KEYS = ("encoder.model.0.kernel", "encoder.model.2.kernel", "encoder.model.4.kernel",
                 "encoder.model.6.kernel", "encoder.model.8.kernel")
 DECODER_NAMES = {"reg": "regression", "clf": "segmentation"}
@@ -37,22 +40,16 @@ PROJECT_AXES = ("layer", "azimuth", "time")
 
 def minkowski_kernel_to_canonical(kernel: torch.Tensor) -> torch.Tensor:
     """Convert a (27, C_in, C_out) kernel over (azimuth, time, layer) to (C_out, C_in, 3, 3, 3)
-    over (layer, azimuth, time).
-
-    Axis 0 (azimuth) changes fastest in MinkowskiEngine's offset index, so a C-order reshape
-    of the 27 offsets yields axes (layer, time, azimuth).
-    """
-    volume, in_channels, out_channels = kernel.shape
+    over (layer, azimuth, time)."""
+    volume = kernel.shape[0]
     if volume != 27:
         raise ValueError(f"expected a 3x3x3 MinkowskiEngine kernel with 27 offsets, got {volume}")
-    by_axis = kernel.reshape(3, 3, 3, in_channels, out_channels)  # (layer, time, azimuth, C_in, C_out)
-    return by_axis.permute(4, 3, 0, 2, 1).contiguous()  # (C_out, C_in, layer, azimuth, time)
+    return dense_weight_to_project_axes(minkowski_to_canonical(kernel))
 
 
 def canonical_to_minkowski_kernel(weight: torch.Tensor) -> torch.Tensor:
     """Inverse of :func:`minkowski_kernel_to_canonical`."""
-    out_channels, in_channels = weight.shape[:2]
-    return weight.permute(2, 4, 3, 1, 0).reshape(27, in_channels, out_channels).contiguous()
+    return canonical_to_minkowski(weight.permute(0, 1, 3, 4, 2))
 
 
 def dense_weight_to_project_axes(weight: torch.Tensor) -> torch.Tensor:
