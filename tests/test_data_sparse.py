@@ -37,7 +37,8 @@ def test_log_adc_convention():
 def test_sparse_round_trip():
     adc = sample_wedge(0)
     coords, values = to_sparse(adc)
-    assert coords.dtype == np.int32 and coords.shape[1] == 3
+    assert coords.dtype == np.int32
+    assert coords.shape[1] == 3
     assert values.dtype == np.float32
     assert coords.shape[0] == np.count_nonzero(adc)
     assert np.array_equal(to_dense(coords, values), adc)
@@ -63,7 +64,8 @@ def test_every_adc_value_survives_round_trip():
 
 def test_empty_wedge():
     coords, values = to_sparse(np.zeros(WEDGE_SHAPE, np.uint16))
-    assert coords.shape == (0, 3) and values.shape == (0,)
+    assert coords.shape == (0, 3)
+    assert values.shape == (0,)
     assert not to_dense(coords, values).any()
 
 
@@ -96,7 +98,8 @@ def test_to_sparse_rejects_bad_wedge():
 def test_batch_numpy_round_trip():
     pairs = [to_sparse(sample_wedge(seed)) for seed in range(3)]
     coords, values = batch_sparse(pairs)
-    assert coords.dtype == np.int32 and coords.shape == (sum(len(c) for c, _ in pairs), 4)
+    assert coords.dtype == np.int32
+    assert coords.shape == (sum(len(c) for c, _ in pairs), 4)
     assert np.array_equal(np.unique(coords[:, 0]), [0, 1, 2])
     for (original_coords, original_values), (back_coords, back_values) in zip(pairs, split_batch(coords, values)):
         assert np.array_equal(back_coords, original_coords)
@@ -106,7 +109,8 @@ def test_batch_numpy_round_trip():
 def test_batch_torch_keeps_type_and_device():
     pairs = [tuple(torch.from_numpy(a) for a in to_sparse(sample_wedge(seed))) for seed in range(2)]
     coords, values = batch_sparse(pairs)
-    assert isinstance(coords, torch.Tensor) and coords.dtype == torch.int32
+    assert isinstance(coords, torch.Tensor)
+    assert coords.dtype == torch.int32
     assert values.dtype == torch.float32
     assert coords[:, 0].unique().tolist() == [0, 1]
 
@@ -115,7 +119,8 @@ def test_split_batch_keeps_trailing_empty_wedges():
     pairs = [to_sparse(sample_wedge(0)), to_sparse(np.zeros(WEDGE_SHAPE, np.uint16))]
     coords, values = batch_sparse(pairs)
     back = split_batch(coords, values, batch_size=2)
-    assert len(back) == 2 and back[1][0].shape == (0, 3)
+    assert len(back) == 2
+    assert back[1][0].shape == (0, 3)
 
 
 def test_batch_rejects_bad_items():
