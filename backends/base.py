@@ -84,6 +84,10 @@ class SparseConvBackend(ABC):
     def __init__(self) -> None:
         self._map_cache = TensorKeyedCache()
         self._weight_cache = TensorKeyedCache()
+        # Maps of different kernel size or dilation over one coordinate set share its validated
+        # copy, so range and duplicate checks run once per set.
+        self._coords_cache = TensorKeyedCache()
+        self._unique_cache = TensorKeyedCache()
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} name={self.name!r}>"
@@ -96,9 +100,9 @@ class SparseConvBackend(ABC):
         return version("sparsecodec")
 
     def clear_cache(self) -> None:
-        """Drop every cached kernel map and converted weight."""
-        self._map_cache.clear()
-        self._weight_cache.clear()
+        """Drop every cached kernel map, converted weight and validated coordinate set."""
+        for cache in (self._map_cache, self._weight_cache, self._coords_cache, self._unique_cache):
+            cache.clear()
 
     def build_kernel_map(
         self,
@@ -113,25 +117,35 @@ class SparseConvBackend(ABC):
 
         The cache key is the identity and in-place version of ``coords`` together with
         ``spatial_shape``, ``kernel_size``, ``dilation`` and ``batch_size``, so a map is never
-        reused for another kernel size or dilation. Pass ``cache=False`` to time a fresh build.
+        reused for another kernel size or dilation. Pass ``cache=False`` to time a fresh build,
+        validation included.
         """
         shape = check_spatial_shape(spatial_shape)
         kernel_size, dilation = check_kernel_geometry(kernel_size, dilation)
+        if not cache or not isinstance(coords, torch.Tensor):
+            self._coords_cache.clear()
+            self._unique_cache.clear()
+            return self._build_checked(coords, shape, kernel_size, dilation, batch_size)
 
         def build() -> KernelMap:
             return self._build_checked(coords, shape, kernel_size, dilation, batch_size)
 
-        if not cache or not isinstance(coords, torch.Tensor):
-            return build()
         return self._map_cache.get_or_build(coords, (shape, kernel_size, dilation, batch_size), build)
 
     def _build_checked(self, coords, shape, kernel_size, dilation, batch_size) -> KernelMap:
-        checked, batch_size = check_coordinates(coords, shape, batch_size)
-        if checked.numel() and checked.data_ptr() == coords.data_ptr():
-            # The cache is keyed on the caller's tensor, so the map must not keep it alive
-            # (the entry would then never expire) nor see later in-place edits of it.
-            checked = checked.clone()
-        self._check_device(checked.device)
+        def check():
+            checked, checked_batch_size = check_coordinates(coords, shape, batch_size)
+            if checked.numel() and checked.data_ptr() == coords.data_ptr():
+                # The caches are keyed on the caller's tensor, so a map must not keep it alive
+                # (the entry would then never expire) nor see later in-place edits of it.
+                checked = checked.clone()
+            self._check_device(checked.device)
+            return checked, checked_batch_size
+
+        if isinstance(coords, torch.Tensor):
+            checked, batch_size = self._coords_cache.get_or_build(coords, (shape, batch_size), check)
+        else:
+            checked, batch_size = check()
         data = None
         if checked.shape[0] > 0:
             data = self._build(checked, shape, batch_size, kernel_size, dilation)
@@ -198,10 +212,17 @@ class SparseConvBackend(ABC):
             )
 
     def _check_unique(self, coords: torch.Tensor, shape: tuple[int, int, int]) -> torch.Tensor:
-        """Raise on duplicate coordinates; return the linear keys the check computed."""
-        keys = linear_keys(coords, shape)
-        check_unique_keys(coords, keys)
-        return keys
+        """Raise on duplicate coordinates; return the linear keys the check computed.
+
+        The result is cached on the validated ``coords``, so maps that share them check once.
+        """
+
+        def check() -> torch.Tensor:
+            keys = linear_keys(coords, shape)
+            check_unique_keys(coords, keys)
+            return keys
+
+        return self._unique_cache.get_or_build(coords, shape, check)
 
     # --- implemented by each backend ------------------------------------------------------
 

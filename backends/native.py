@@ -11,9 +11,18 @@ from __future__ import annotations
 
 import torch
 
-from ..kernels import build_padded_grid, canonical_to_offset_major, capabilities, find_duplicate, offset_major_to_canonical
+from ..kernels import (
+    build_padded_grid,
+    canonical_to_offset_major,
+    capabilities,
+    find_duplicate,
+    grid_positions,
+    offset_major_to_canonical,
+    padding_for,
+)
 from ..kernels.gather_conv import gather_conv
 from .base import KernelMap, SparseConvBackend
+from .cache import TensorKeyedCache
 from .validation import raise_duplicate
 
 
@@ -35,13 +44,30 @@ class NativeBackend(SparseConvBackend):
     def weight_from_library(self, converted: torch.Tensor) -> torch.Tensor:
         return offset_major_to_canonical(converted)
 
+    def __init__(self) -> None:
+        super().__init__()
+        self._positions = TensorKeyedCache()
+
+    def clear_cache(self) -> None:
+        super().clear_cache()
+        self._positions.clear()
+
     def _build(self, coords, spatial_shape, batch_size, kernel_size, dilation):
         use_numba = capabilities.numba_enabled()
-        padded_grid = build_padded_grid(coords, spatial_shape, batch_size, kernel_size, dilation, use_numba)
-        duplicate = find_duplicate(padded_grid, use_numba)
-        if duplicate is not None:
-            raise_duplicate(coords, *duplicate)
-        return padded_grid
+        pad = padding_for(kernel_size, dilation)
+
+        def positions() -> torch.Tensor:
+            padded = tuple(size + 2 * pad for size in spatial_shape)
+            flat = grid_positions(coords, padded, pad, use_numba)
+            duplicate = find_duplicate(flat, batch_size * padded[0] * padded[1] * padded[2], use_numba)
+            if duplicate is not None:
+                raise_duplicate(coords, *duplicate)
+            return flat
+
+        # ``coords`` is the validated set shared by every map over the same input, so the
+        # positions and the duplicate check are computed once per padding.
+        flat = self._positions.get_or_build(coords, (spatial_shape, batch_size, pad), positions)
+        return build_padded_grid(coords, spatial_shape, batch_size, kernel_size, dilation, use_numba, flat)
 
     def _use_numba(self, features: torch.Tensor, weight: torch.Tensor) -> bool:
         return (
