@@ -49,7 +49,7 @@ def test_simulate_json_summary(tmp_path, capsys):
 def test_simulate_refuses_existing_dataset(simulated, capsys):
     code = main(["simulate", "--preset", "pp", "--events", "1", "-o", str(simulated)])
     assert code == 1
-    assert "already holds a dataset" in capsys.readouterr().err
+    assert "already contains a dataset" in capsys.readouterr().err
 
 
 def test_simulate_rejects_bad_target(tmp_path, capsys):

@@ -127,7 +127,7 @@ def test_dataset_summary_matches_table(central_dataset):
 
 def test_existing_dataset_needs_overwrite(central_dataset):
     root, _ = central_dataset
-    with pytest.raises(FileExistsError, match="already holds a dataset"):
+    with pytest.raises(FileExistsError, match="already contains a dataset"):
         simulate_dataset(root, preset="pp", events=1, progress=False)
 
 

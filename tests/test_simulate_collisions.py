@@ -85,7 +85,7 @@ def test_secondaries_start_between_beam_pipe_and_field_cage():
     assert secondary.sum() == pytest.approx((~secondary).sum(), rel=0.3)
     assert start[secondary].min() >= 2.0
     assert start[secondary].max() <= 20.0
-    assert tracks[secondary, PT].mean() == pytest.approx(0.125, rel=0.1)
+    assert tracks[secondary, PT].mean() == pytest.approx(0.3, rel=0.1)
 
 
 def test_collision_model_rejects_bad_settings():

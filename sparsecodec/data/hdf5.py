@@ -1,6 +1,6 @@
 """Wedges from the raw sPHENIX HDF5 frames written by TPCMLDataInterface (needs h5py).
 
-A raw file holds groups ``/TimeFrame_{frame}``, each with one dataset ``Data_Layer{L}`` per
+A raw file contains groups ``/TimeFrame_{frame}``, each with one dataset ``Data_Layer{L}`` per
 TPC layer: a uint16 array (azimuth pads, 498 time samples) over the full ring and both
 halves. The outer layer group is ``Data_Layer32`` to ``Data_Layer47`` (2304 pads each). Wedge
 (side, sector) is pads ``192 * sector .. 192 * sector + 191`` and samples ``249 * side ..
@@ -49,7 +49,7 @@ def read_hdf5_frame(path, frame: int, first_layer: int = OUTER_FIRST_LAYER) -> n
     """Read one frame and return its 24 wedges as uint16 (24, 16, 192, 249) in :data:`~sparsecodec.data.layout.EVENT_WEDGE_ORDER`.
 
     Raises ValueError naming the file and dataset when a layer is missing, has the wrong shape
-    or dtype, or holds values outside 0..1023.
+    or dtype, or contains values outside 0..1023.
     """
     layers, pads, samples = WEDGE_SHAPE
     ring = (pads * NUM_SECTORS, samples * NUM_SIDES)

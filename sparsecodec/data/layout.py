@@ -1,7 +1,7 @@
 """Wedge shape, axis conventions and the file naming of the public sPHENIX TPC dataset.
 
 A wedge is one azimuthal sector (1/12 of the ring) of one TPC half (side) of the 16-layer outer
-layer group, read out over one drift-time frame. The project holds a wedge in memory as an
+layer group, read out over one drift-time frame. The project keeps a wedge in memory as an
 array of raw ADC counts with axes (layer, azimuth, time) = (16, 192, 249):
 
 * layer: pad row 0..15 of the outer group, radius increasing with the index (layers 39..54 of

@@ -11,11 +11,12 @@ simple and every parameter that was not read from a measurement is marked as an 
 * Flat in pseudorapidity over |eta| < eta_max and in azimuth; pions, kaons and protons with
   exponential transverse-mass spectra whose slopes give mean pT 0.45 / 0.65 / 0.9 GeV
   (estimates). Pions and kaons may decay in flight, which ends their track.
-* Secondary electrons and positrons (photon conversions, knock-on electrons, decay products)
-  emitted from radii between the beam pipe and the TPC inner field cage, with a soft
-  exponential pT spectrum; their number per primary is the tuning knob that sets the
-  occupancy of the central preset. Low-momentum secondaries curl up inside the outer layers
-  (loopers).
+* Secondary charged particles (decay products, particles from interactions in the material,
+  conversion electrons) are modelled as pions with a softer spectrum (mean pT 0.3 GeV,
+  estimate). They are emitted outwards from radii between the beam pipe and the TPC inner
+  field cage, and their number per primary is the tuning knob that sets the occupancy of the
+  central preset.
+  Tracks of 0.13 to 0.16 GeV turn around inside the outer layers (loopers).
 * Pileup collisions at ``rate`` in the window of +-1 drift time (13.19 us) around the
   trigger; their charge arrives displaced in drift time by ``drift_velocity * t0``.
 """
@@ -53,7 +54,6 @@ SPECIES = {
     "kaon": (0.49368, 0.12, 0.65, 371.2),
     "proton": (0.93827, 0.08, 0.90, math.inf),
 }
-ELECTRON_MASS = 0.000511
 
 
 @dataclass(frozen=True)
@@ -66,8 +66,8 @@ class CollisionModel:
     pp_dndeta: float = 2.4
     pp_negative_binomial_k: float = 2.0
     multiplicity_scale: float = 1.0
-    secondaries_per_primary: float = 1.5
-    secondary_mean_pt: float = 0.12
+    secondaries_per_primary: float = 1.2
+    secondary_mean_pt: float = 0.3
     secondary_radius: tuple[float, float] = (2.0, 20.0)
     vertex_sigma_z: float = 10.0
     eta_max: float = 1.6
@@ -177,8 +177,10 @@ def _primaries(model: CollisionModel, detector: Detector, count: int, z_vertex: 
 
 def _secondaries(model: CollisionModel, detector: Detector, count: int, z_vertex: float, rng) -> np.ndarray:
     tracks = np.zeros((count, len(TRACK_COLUMNS)))
-    tracks[:, PT] = rng.exponential(model.secondary_mean_pt, count) + 0.005
-    _fill_kinematics(model, detector, tracks, np.full(count, ELECTRON_MASS), np.full(count, math.inf), rng)
+    mass, _, _, ctau = SPECIES["pion"]
+    cdf, grid = pt_inverse_cdf(mass, model.secondary_mean_pt)
+    tracks[:, PT] = np.interp(rng.random(count), cdf, grid)
+    _fill_kinematics(model, detector, tracks, np.full(count, mass), np.full(count, ctau), rng)
 
     # The parent flew straight from the vertex to the production radius, so the secondary
     # starts there with the parent's direction.

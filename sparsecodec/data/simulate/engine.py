@@ -212,14 +212,14 @@ def simulate_wedges(source="auau-central-170khz", count: int = 1, seed: int = 0,
 
     ``source`` is a preset name, a :class:`SimulationConfig`, or a float: a target mean
     occupancy between 5e-4 and 0.4, reached by scaling the track multiplicity of the central
-    Au+Au preset (see :func:`find_multiplicity_scale`). Each wedge has a random side and
-    sector. Every array is (16, 192, 249) = (layer, azimuth, time) of raw ADC counts.
+    Au+Au preset (see :func:`find_multiplicity_scale`). The scale is found once per target and
+    does not depend on ``seed``. Each wedge has a random side and sector. Every array is (16, 192, 249) = (layer, azimuth, time) of raw ADC counts.
     """
     if isinstance(count, bool) or not isinstance(count, (int, np.integer)) or count < 0:
         raise ValueError(f"count must be a non-negative int, got {count!r}")
     if isinstance(source, (float, np.floating)) and not isinstance(source, bool):
         base = resolve_config("auau-central-170khz", **changes)
-        scale = find_multiplicity_scale(base, float(source), seed)
+        scale = find_multiplicity_scale(base, float(source))
         config = base.replace(multiplicity_scale=base.collisions.multiplicity_scale * scale)
     else:
         config = resolve_config(source, **changes)
@@ -263,8 +263,9 @@ def find_multiplicity_scale(config: SimulationConfig, target: float, seed: int =
     Occupancy saturates as tracks overlap, so the search works on the coverage
     ``-ln(1 - occupancy)`` above the noise floor, which grows about as a power of the
     multiplicity: secant steps in log-log space, measuring ``probes`` single-wedge frames at each
-    step, until the measured mean is within 8 % of the target (at most 6 steps). The result is
-    cached per (config, target, seed, probes).
+    step, until the measured mean is within 8 % of the target (at most 6 steps). The probes use
+    their own seed stream, so the default ``seed`` gives one scale per (config, target) whatever
+    the seed of the wedges simulated with it. Results are cached.
     """
     if not MIN_TARGET_OCCUPANCY <= target <= MAX_TARGET_OCCUPANCY:
         raise ValueError(

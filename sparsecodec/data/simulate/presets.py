@@ -69,7 +69,7 @@ AUAU_CENTRAL_170KHZ = SimulationConfig(
 AUAU_MINBIAS = SimulationConfig(
     name="auau-minbias",
     collisions=CollisionModel(system="auau", trigger_centrality=(0.0, 100.0), pileup_rate_khz=170.0),
-    occupancy_band=(0.02, 0.08),
+    occupancy_band=(0.03, 0.10),
 )
 
 #: p+p at 200 GeV with pileup at a 1 MHz collision rate (an estimate of the order of RHIC

@@ -1,7 +1,7 @@
 """Writing simulated events as a dataset in the public layout.
 
-Events are grouped as in the public dataset, where one simulation job (an "experiment") holds
-ten frames: event ``i`` of a run is frame ``i % 10`` of experiment ``first_experiment + i // 10``.
+Events are grouped as in the public dataset, where one simulation job (an "experiment")
+contains ten frames: event ``i`` of a run is frame ``i % 10`` of experiment ``first_experiment + i // 10``.
 Whole events go to one split, the last ``round(test_fraction * events)`` to ``test``, so no
 event contributes wedges to both splits.
 """
@@ -40,7 +40,7 @@ METADATA_FILE = "simulation.json"
 
 @dataclass(frozen=True)
 class SimulationSummary:
-    """What :func:`simulate_dataset` wrote: the root, settings, and per-wedge occupancies."""
+    """Summary of a :func:`simulate_dataset` run: the root, settings, and per-wedge occupancies."""
 
     root: Path
     config: SimulationConfig
@@ -111,7 +111,7 @@ def simulate_dataset(
     multiplicity so that the mean wedge occupancy is close to it. The same ``seed`` gives the
     same files, whatever the number of ``workers`` (processes).
 
-    Raises FileExistsError when ``root`` already holds a dataset and ``overwrite`` is False.
+    Raises FileExistsError when ``root`` already contains a dataset and ``overwrite`` is False.
     """
     config = resolve_config(preset, **changes)
     if isinstance(events, bool) or not isinstance(events, (int, np.integer)) or events < 1:
@@ -125,11 +125,14 @@ def simulate_dataset(
     root = Path(root)
     existing = [name for name in ("train.txt", "test.txt", OCCUPANCY_TABLE) if (root / name).exists()]
     if existing and not overwrite:
-        raise FileExistsError(f"{root} already holds a dataset ({', '.join(existing)}); pass overwrite=True to replace it")
+        raise FileExistsError(
+            f"{root} already contains a dataset ({', '.join(existing)}); choose another folder or pass "
+            f"overwrite=True (--overwrite) to replace it"
+        )
     root.mkdir(parents=True, exist_ok=True)
 
     if occupancy_target is not None:
-        scale = find_multiplicity_scale(config, float(occupancy_target), seed)
+        scale = find_multiplicity_scale(config, float(occupancy_target))
         config = config.replace(multiplicity_scale=config.collisions.multiplicity_scale * scale)
         log.info("occupancy target %.4g: track multiplicity scaled by %.4g", occupancy_target, scale)
 
