@@ -115,6 +115,16 @@ def test_batch_torch_keeps_type_and_device():
     assert coords[:, 0].unique().tolist() == [0, 1]
 
 
+@pytest.mark.skipif(not torch.cuda.is_available(), reason=f"CUDA not available (torch {torch.__version__})")
+def test_batch_torch_on_cuda_stays_on_device():
+    pairs = [tuple(torch.from_numpy(a).cuda() for a in to_sparse(sample_wedge(seed))) for seed in range(2)]
+    coords, values = batch_sparse(pairs)
+    assert coords.device.type == "cuda"
+    assert values.device.type == "cuda"
+    back = split_batch(coords, values)
+    assert torch.equal(back[1][0].cpu(), pairs[1][0].cpu().to(torch.int32))
+
+
 def test_split_batch_keeps_trailing_empty_wedges():
     pairs = [to_sparse(sample_wedge(0)), to_sparse(np.zeros(WEDGE_SHAPE, np.uint16))]
     coords, values = batch_sparse(pairs)
