@@ -15,7 +15,7 @@ import sys
 log = logging.getLogger("sparsecodec")
 
 #: Modules under ``sparsecodec.cli`` that define a command, in the order ``--help`` lists them.
-COMMAND_MODULES = ("backends_command", "compress_command", "decompress_command", "evaluate_command", "info_command", "simulate_command", "show_command")
+COMMAND_MODULES = ("backends_command", "compress_command", "decompress_command", "evaluate_command", "info_command", "bench_command", "simulate_command", "show_command")
 
 
 class CommandError(Exception):
@@ -48,6 +48,8 @@ def main(argv: list[str] | None = None) -> int:
     """Run one command and return its exit code: 0 on success, 1 on a reported error."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    # Kept so that reports can record the exact command that produced them.
+    args.command_line = ["sparsecodec", *(sys.argv[1:] if argv is None else argv)]
     configure_logging(args.verbose, args.quiet)
     try:
         return int(args.func(args) or 0)
