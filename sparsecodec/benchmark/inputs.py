@@ -40,11 +40,25 @@ class EncoderInput:
                             self.occupancies, self.label)
 
 
+#: Candidates simulated per wedge kept at a float occupancy target.
+CANDIDATES_PER_WEDGE = 3
+
+
 def simulated_input(point: float | str, batch_size: int, seed: int = 0) -> EncoderInput:
-    """Simulate ``batch_size`` wedges at occupancy ``point`` (a float) or from a preset name."""
+    """Simulate ``batch_size`` wedges at occupancy ``point`` (a float) or from a preset name.
+
+    Single simulated wedges scatter widely around a float target (a factor of several at
+    1e-3), so the wedges closest to it out of three times as many candidates are kept. A preset
+    name keeps its own occupancy mix.
+    """
     from ..data import batch_sparse, simulate_wedges, to_sparse
 
-    wedges = simulate_wedges(point, count=batch_size, seed=seed)
+    if isinstance(point, str):
+        wedges = simulate_wedges(point, count=batch_size, seed=seed)
+    else:
+        candidates = simulate_wedges(point, count=CANDIDATES_PER_WEDGE * batch_size, seed=seed)
+        distance = [abs(np.log(max(np.count_nonzero(wedge), 1) / (point * wedge.size))) for wedge in candidates]
+        wedges = [candidates[index] for index in np.argsort(distance, kind="stable")[:batch_size]]
     items = [to_sparse(wedge) for wedge in wedges]
     coords, values = batch_sparse(items)
     volume = float(np.prod(wedges[0].shape))
