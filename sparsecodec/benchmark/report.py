@@ -51,36 +51,73 @@ def native_ratios(chosen: dict) -> dict[str, float]:
     return ratios
 
 
-def markdown_table(records: list[Record], batch_size: int | None = 1, dtype: str = "float32") -> str:
-    """Wedges/s per backend and point, the kernel-map share, native over the best peer, floors."""
+def _rows(records: list[Record], batch_size: int | None, dtype: str):
+    """Yield (point, {backend: record}) in order of occupancy, for points with any record."""
     chosen = select(records, dtype, batch_size)
     names = _backends(records)
-    ratios = native_ratios(chosen)
-    header = ["occupancy", "voxels/wedge"] + [f"{name} wedges/s" for name in names]
-    header += [f"{name} map share" for name in names] + ["native / best peer", "floor wedges/s", "native x floor"]
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for point in _points(records):
-        row_records = {name: chosen.get((point, name)) for name in names}
-        any_record = next((record for record in row_records.values() if record), None)
-        if any_record is None:
-            continue
-        cells = [f"{any_record.occupancy:.4f} ({point})", f"{any_record.voxels / any_record.batch_size:,.0f}"]
+        row = {name: chosen[(point, name)] for name in names if (point, name) in chosen}
+        if row:
+            yield point, row
+
+
+def _point_label(point: str, row: dict) -> str:
+    record = next(iter(row.values()))
+    return f"{record.occupancy:.4f} ({point})"
+
+
+def _table(header: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(cells) + " |" for cells in rows]
+    return "\n".join(lines)
+
+
+def markdown_table(records: list[Record], batch_size: int | None = 1, dtype: str = "float32") -> str:
+    """Wedges/s per backend and occupancy, and native over the fastest other library."""
+    names = _backends(records)
+    ratios = native_ratios(select(records, dtype, batch_size))
+    rows = []
+    for point, row in _rows(records, batch_size, dtype):
+        first = next(iter(row.values()))
+        cells = [_point_label(point, row), f"{first.voxels / first.batch_size:,.0f}"]
         for name in names:
-            record = row_records[name]
+            record = row.get(name)
             text = "-" if record is None else f"{record.wedges_per_second:,.1f}"
             if record is not None and batch_size is None:
                 text += f" (b{record.batch_size})"
             cells.append(text)
-        for name in names:
-            record = row_records[name]
-            cells.append("-" if record is None else f"{100 * record.kernel_map_share:.0f} %")
         cells.append(f"{ratios[point]:.1f}x" if point in ratios else "-")
-        native = row_records.get("native")
-        reference = native or any_record
-        cells.append(f"{reference.batch_size / reference.floor_seconds:,.0f}")
-        cells.append(f"{native.times_floor:.1f}" if native else "-")
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+        rows.append(cells)
+    return _table(["occupancy", "voxels/wedge"] + [f"{name} wedges/s" for name in names] + ["native / best peer"], rows)
+
+
+def kernel_map_table(records: list[Record], dtype: str = "float32") -> str:
+    """Kernel-map share of (kernel maps + convolutions) time per backend, batch 1."""
+    names = _backends(records)
+    rows = []
+    for point, row in _rows(records, 1, dtype):
+        cells = [_point_label(point, row)]
+        for name in names:
+            record = row.get(name)
+            cells.append("-" if record is None else
+                         f"{100 * record.kernel_map_share:.0f} % ({1e3 * record.kernel_map_seconds:.2f} ms)")
+        rows.append(cells)
+    return _table(["occupancy"] + [f"{name} kernel maps" for name in names], rows)
+
+
+def floor_table(records: list[Record], rates: MachineRates, dtype: str = "float32") -> str:
+    """Compute and memory floors per wedge, and each backend's time over the larger floor, batch 1."""
+    names = _backends(records)
+    rows = []
+    for point, row in _rows(records, 1, dtype):
+        voxels = next(iter(row.values())).voxels
+        cells = [_point_label(point, row), f"{1e3 * rates.compute_floor(voxels):.3f}",
+                 f"{1e3 * rates.memory_floor(voxels):.3f}"]
+        for name in names:
+            record = row.get(name)
+            cells.append("-" if record is None else f"{record.times_floor:,.0f}x")
+        rows.append(cells)
+    return _table(["occupancy", "compute floor ms", "memory floor ms"] + [f"{name} / floor" for name in names], rows)
 
 
 def precision_table(records: list[Record]) -> str:
@@ -158,13 +195,21 @@ def write_report(records: list[Record], rates: MachineRates, directory: Path, sk
         f"Command: `{command}`",
         f"Machine: {machine_description(rates)}",
         "",
-        "Batch 1, float32:",
+        "Encoder throughput, batch 1, float32 (wedges per second):",
         "",
         markdown_table(records, 1),
         "",
-        "Best batch size per backend, float32:",
+        "Best batch size per backend, float32 (wedges per second, batch size in brackets):",
         "",
         markdown_table(records, None),
+        "",
+        "Kernel-map share of the kernel-map plus convolution time, batch 1, float32 (time per wedge):",
+        "",
+        kernel_map_table(records),
+        "",
+        "Floors per wedge and each backend's time over the larger floor, batch 1, float32:",
+        "",
+        floor_table(records, rates),
     ]
     precision = precision_table(records)
     if precision:
