@@ -15,7 +15,7 @@ import sys
 log = logging.getLogger("sparsecodec")
 
 #: Modules under ``sparsecodec.cli`` that define a command, in the order ``--help`` lists them.
-COMMAND_MODULES = ("backends_command", "compress_command", "decompress_command", "evaluate_command", "info_command", "bench_command", "simulate_command", "show_command")
+COMMAND_MODULES = ("backends_command", "compress_command", "decompress_command", "evaluate_command", "info_command", "bench_command", "simulate_command", "show_command", "train_command")
 
 
 class CommandError(Exception):
