@@ -1,10 +1,11 @@
 """Training checkpoints: everything a run needs to continue as if it had never stopped.
 
-A checkpoint holds the model, both optimizers and learning-rate schedulers, the running
+A checkpoint contains the model, both optimizers and learning-rate schedulers, the running
 segmentation-loss coefficient, the global random states (Python, numpy, torch and CUDA), the
 finished epoch and global step, the per-epoch log so far and the training time spent. Batches
-and gate thresholds are seeded from (seed, rank, step), so restoring these is enough for a
-resumed run to reproduce the weights of an uninterrupted one.
+and gate thresholds are seeded from (seed, rank, step), so with deterministic algorithms on (the
+default) restoring these is enough for a resumed run to reproduce the weights of an
+uninterrupted one.
 """
 
 from __future__ import annotations

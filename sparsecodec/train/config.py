@@ -1,9 +1,9 @@
 """Settings of a training run, their checks, and TOML configuration files.
 
 The defaults are the published BCAE-VS schedule at paper scale: 100 epochs of 2000 batches of 4
-whole wedges, AdamW with learning rate 1e-3, betas (0.9, 0.999) and weight decay 0.01, the
-learning rate constant for 20 epochs and then multiplied by 0.95 every 20 epochs, compression
-weight 30 above a mean importance of 0.1, and focal loss with gamma 2.
+whole wedges. AdamW runs with learning rate 1e-3, betas (0.9, 0.999) and weight decay 0.01, and
+the learning rate is constant for 20 epochs and then drops by a factor 0.95 every 20 epochs. The
+compression loss has weight 30 above a mean importance of 0.1, and the focal loss gamma 2.
 """
 
 from __future__ import annotations
@@ -32,8 +32,8 @@ class TrainConfig:
     """One training run.
 
     Paths: ``data`` is a dataset folder with ``{split}.txt`` manifests (the public sPHENIX
-    layout, as ``sparsecodec simulate`` writes it); ``output`` is the run folder for the
-    checkpoint, the per-epoch CSV log and the final model; ``save_model`` is an extra path for
+    layout, as ``sparsecodec simulate`` writes it). ``output`` is the run folder for the
+    checkpoint, the per-epoch CSV log and the final model. ``save_model`` is an extra path for
     the final model file. ``crop`` is (azimuth, time) window sizes in voxels, or None for whole
     wedges. ``init`` is ``"scratch"`` (fresh weights, see :mod:`sparsecodec.train.initialization`),
     ``"scratch-plain"`` (fresh weights with the layers' default initialization, as the BCAE-VS

@@ -117,7 +117,7 @@ def broadcast_buffers(module: torch.nn.Module, context: Distributed) -> None:
 
 
 def check_in_step(module: torch.nn.Module, context: Distributed) -> None:
-    """Raise RuntimeError unless every process holds bit-identical parameters and buffers."""
+    """Raise RuntimeError unless every process has bit-identical parameters and buffers."""
     if not context.enabled:
         return
     import torch.distributed as dist

@@ -34,7 +34,7 @@ MODEL_FILE = "model.pt"
 
 @dataclass
 class TrainResult:
-    """What :func:`train` returns: the trained model (eval mode), the per-epoch log and provenance."""
+    """Result of :func:`train`: the trained model (eval mode), the per-epoch log and provenance."""
 
     model: BCAEVS
     history: list[dict]
@@ -105,7 +105,7 @@ def _check_resumable(saved: dict, config: TrainConfig, world_size: int, path: Pa
 
 
 def train(config: TrainConfig, resume: bool = False, command: list[str] | None = None) -> TrainResult:
-    """Train BCAE-VS as ``config`` says; return the final model and the per-epoch log.
+    """Train BCAE-VS with the settings of ``config``; return the final model and the per-epoch log.
 
     Writes ``checkpoint.pt`` (every ``checkpoint_every`` epochs and at the end), ``train_log.csv``
     and ``model.pt`` into ``config.output`` and the model also to ``config.save_model`` if set.

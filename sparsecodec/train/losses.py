@@ -2,7 +2,7 @@
 balanced reconstruction loss and the compression loss on the mean importance score.
 
 All tensors are dense (B, layer, azimuth, time) in log ADC = log2(ADC + 1) unless a docstring
-says otherwise; every mean is over all voxels of the batch, zeros included.
+states otherwise. Every mean runs over all voxels of the batch, zeros included.
 """
 
 from __future__ import annotations
@@ -52,7 +52,7 @@ def regression_loss(regression: torch.Tensor, segmentation: torch.Tensor, truth:
     """Return mean |regression x (segmentation > 0.5) - truth| over all voxels.
 
     The mask is a step function, so the gradient reaches only the regression head, and only
-    where the segmentation head says signal.
+    where the segmentation output is above 0.5.
     """
     _check_same_shape(regression, truth, "regression and truth")
     _check_same_shape(segmentation, truth, "segmentation and truth")
@@ -127,7 +127,7 @@ def compression_loss(probability: torch.Tensor, signal_count: int, weight: float
                      bound: float = COMPRESSION_BOUND) -> CompressionTerms:
     """Return the compression loss ``weight * max(0, mu - bound) * mu``.
 
-    ``probability`` holds the importance score p of every signal voxel of the batch (the
+    ``probability`` contains the importance score p of every signal voxel of the batch (the
     encoder scores only signal voxels, so p is zero elsewhere) and ``mu = sum(p) /
     signal_count``. The factor ``weight * max(0, mu - bound)`` is a detached constant, as in the
     BCAE-VS authors' code: the gradient is ``weight * max(0, mu - bound)`` times that of mu.

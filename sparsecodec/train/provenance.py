@@ -1,4 +1,4 @@
-"""Where a trained model came from: hardware, software versions, source commit and data."""
+"""Provenance of a trained model: hardware, software versions, source commit and data."""
 
 from __future__ import annotations
 

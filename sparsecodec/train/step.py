@@ -45,11 +45,11 @@ def train_step(model, network, batch: Batch, reconstruction: ReconstructionLoss,
                compression_bound: float) -> dict[str, float]:
     """Run one soft-gated step, then the hard gate for metrics; return the step's values.
 
-    ``model`` is the :class:`~sparsecodec.model.BCAEVS`; ``network`` is the module to call for
-    the training pass (the model, or its DistributedDataParallel wrapper). The hard-gate pass
-    uses the same thresholds theta as the soft gate, runs before the weights change, and keeps
-    BatchNorm in training mode as the BCAE-VS authors' loop does, so the running statistics also
-    see hard-gated inputs, which is what the decoders get at inference.
+    ``model`` is the :class:`~sparsecodec.model.BCAEVS`, and ``network`` is the module to call
+    for the training pass (the model, or its DistributedDataParallel wrapper). The hard-gate pass
+    uses the same thresholds theta as the soft gate and runs before the weights change. It keeps
+    BatchNorm in training mode as the BCAE-VS authors' loop does. The running statistics thus
+    also see hard-gated inputs, which is what the decoders get at inference.
     """
     device = model.regression.head.weight.device
     coords = batch.coords.to(device)
