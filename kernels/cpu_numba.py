@@ -13,6 +13,7 @@ backend uses them only when no gradient is needed.
 
 from __future__ import annotations
 
+import itertools
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
@@ -48,6 +49,8 @@ def _find_duplicate(flat, owners):  # pragma: no cover - compiled by numba
 
 #: Below this many rows one thread finishes before the others would even start.
 PARALLEL_MIN_ROWS = 16384
+#: Chunks of rows per thread in a parallel call.
+CHUNKS_PER_THREAD = 8
 
 _pool: ThreadPoolExecutor | None = None
 _pool_lock = threading.Lock()
@@ -114,11 +117,13 @@ def _scratch_array(name: str, size: int, dtype, fill) -> np.ndarray:
 
 
 def _run_rows(kernel, count: int, *args) -> None:
-    """Run ``kernel(start, stop, *args)`` over rows [0, count), split over torch's thread count.
+    """Run ``kernel(start, stop, *args)`` over rows [0, count), spread over torch's thread count.
 
     The kernels release the GIL, so plain Python threads run them in parallel. numba's own
     parallel loops are not used: their OpenMP threads spin after each loop and starve torch's
-    OpenMP threads (a separate runtime) on a machine with few cores.
+    OpenMP threads (a separate runtime) on a machine with few cores. The rows are cut into
+    several chunks per thread that the calling thread and the workers take in turn, so a
+    worker that the OS schedules late delays the call by one chunk, not by half of it.
     """
     global _pool
     threads = torch.get_num_threads()
@@ -126,12 +131,23 @@ def _run_rows(kernel, count: int, *args) -> None:
         kernel(0, count, *args)
         return
     with _pool_lock:
-        if _pool is None or _pool._max_workers < threads:
-            _pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="sparsecodec-native")
-    bounds = np.linspace(0, count, threads + 1).astype(np.int64)
-    futures = [_pool.submit(kernel, int(bounds[t]), int(bounds[t + 1]), *args) for t in range(threads)]
-    for future in futures:
-        future.result()
+        if _pool is None or _pool._max_workers < threads - 1:
+            _pool = ThreadPoolExecutor(max_workers=threads - 1, thread_name_prefix="sparsecodec-native")
+    chunks = CHUNKS_PER_THREAD * threads
+    bounds = np.linspace(0, count, chunks + 1).astype(np.int64)
+    next_chunk = itertools.count()
+
+    def work() -> None:
+        # next() on itertools.count is atomic under the GIL, so every chunk runs exactly once.
+        for index in iter(lambda: next(next_chunk), None):
+            if index >= chunks:
+                return
+            kernel(int(bounds[index]), int(bounds[index + 1]), *args)
+
+    workers = [_pool.submit(work) for _ in range(threads - 1)]
+    work()
+    for worker in workers:
+        worker.result()
 
 
 def grid_positions(coords: torch.Tensor, padded_shape: tuple[int, int, int], pad: int) -> torch.Tensor:
