@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..data.layout import WEDGE_SHAPE
 from ..model.gate import GATE_MODES
 from .coordinates import COORDINATE_CODINGS, VALUE_CODINGS
 from .errors import FormatError
@@ -73,7 +74,7 @@ class FileHeader:
     gate_mode: str
     gate_value: float | None
     gate_seed: int
-    wedge_shape: tuple[int, int, int] = (16, 192, 249)
+    wedge_shape: tuple[int, int, int] = WEDGE_SHAPE
     coordinate_coding: str = "auto"
     value_coding: str = "auto"
     created_by: str = ""

@@ -9,10 +9,8 @@ from torch import nn
 
 from .. import backends
 from ..backends import SparseConvBackend
+from ..data.layout import WEDGE_SHAPE
 from .layers import SubmanifoldConv3d
-
-#: (layer, azimuth, time) size of one TPC wedge of the sPHENIX outer layer group.
-WEDGE_SHAPE = (16, 192, 249)
 
 #: (in_channels, out_channels, kernel_size, dilation) of the five submanifold convolutions.
 ENCODER_LAYERS = ((1, 2, 3, 1), (2, 2, 3, 2), (2, 2, 3, 4), (2, 2, 3, 2), (2, 2, 1, 1))

@@ -11,6 +11,7 @@ import torch
 
 from ..backends import SparseConvBackend
 from .authors_checkpoint import convert_state_dict, is_authors_state_dict
+from ..data.layout import WEDGE_SHAPE
 from .bcaevs import BCAEVS
 
 MODEL_FORMAT = "sparsecodec-bcaevs"
@@ -84,7 +85,7 @@ def load_model(path: str | Path, backend: str | SparseConvBackend | None = None)
     config = dict(payload["config"])
     model = BCAEVS(
         backend=backend,
-        spatial_shape=tuple(config.get("spatial_shape", (16, 192, 249))),
+        spatial_shape=tuple(config.get("spatial_shape", WEDGE_SHAPE)),
         padding_mode=config.get("padding_mode", "reflect"),
         batch_norm=bool(config.get("batch_norm", True)),
         alpha=float(config.get("alpha", 4.0)),
