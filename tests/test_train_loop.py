@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -10,7 +11,7 @@ import torch
 
 from sparsecodec.cli import main
 from sparsecodec.data import log_adc, save_wedge, simulate_wedges, write_manifest
-from sparsecodec.model import load_model, save_model, weights_hash
+from sparsecodec.model import BCAEVS, load_model, save_model, weights_hash
 from sparsecodec.train import CropBatches, ReconstructionLoss, TrainConfig, compression_loss, focal_loss
 from sparsecodec.train import learning_rate_factor, read_config_file, regression_loss, train
 from sparsecodec.train.initialization import REGRESSION_START, SEGMENTATION_PRIOR
@@ -19,6 +20,8 @@ from sparsecodec.train.loop import LOG_FILE, MODEL_FILE, build_model, build_opti
 from sparsecodec.train.step import gate_generator, train_step
 
 CPU = torch.device("cpu")
+AUTHORS_CHECKPOINT = (Path(__file__).resolve().parents[1].parent / "shared" / "reference" / "bcae-vs-authors"
+                      / "model_last.pth")
 
 
 @pytest.fixture(scope="module")
@@ -222,6 +225,13 @@ def test_init_from_model_file(dataset, tmp_path):
     started = build_model(tiny_config(dataset, tmp_path, init=str(tmp_path / "start.pt")))
     assert weights_hash(started) == weights_hash(source)
     assert weights_hash(build_model(tiny_config(dataset, tmp_path))) != weights_hash(source)
+
+
+@pytest.mark.skipif(not AUTHORS_CHECKPOINT.is_file(), reason=f"authors' checkpoint not found at {AUTHORS_CHECKPOINT}")
+def test_init_from_authors_checkpoint(tmp_path):
+    started = build_model(tiny_config("unused", tmp_path, init=str(AUTHORS_CHECKPOINT)))
+    assert started.training
+    assert weights_hash(started) == weights_hash(BCAEVS.from_authors_checkpoint(AUTHORS_CHECKPOINT))
 
 
 @pytest.mark.parametrize("setting, value, message", [

@@ -2,11 +2,12 @@
 
 With the layers' default initialization (uniform in +-1/sqrt(fan_in), as torch.nn.Conv3d and
 MinkowskiEngine draw it), the encoder's activations shrink through its four two-channel ReLU
-layers, so every importance score starts within about 0.005 of 0.5. The compression loss then
-drives the last ReLU features to zero, and the encoder stops learning with p = v = 0.5 for every
-voxel; in runs of 100 to 150 steps on 32 x 48 and 48 x 64 crops, seeds 1 and 5 did that. Two
-changes avoid it, and a third makes the decoders useful after hundreds rather than thousands of
-steps:
+layers. Over seeds 0 to 11, the importance scores of a simulated central Au+Au crop start with a
+standard deviation of at most 0.005 around 0.5. The compression loss then drives the last ReLU
+features to zero, and the encoder stops learning with p = v = 0.5 on every voxel. With seed 1 on
+48 x 64 crops that happened within 50 steps at learning rate 1e-2, and at 1e-3 the mean score
+fell from 0.5004 to 0.50001 in 100 steps, heading the same way. Two changes avoid it, and a
+third makes the decoders useful after hundreds rather than thousands of steps:
 
 * the encoder's last (1x1) convolution starts at zero, so p = v = 0.5 exactly and the first
   updates choose the sign of each feature's effect instead of switching features off;

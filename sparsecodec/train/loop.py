@@ -137,6 +137,8 @@ def _run(config: TrainConfig, context: distributed.Distributed, resume: bool, co
         raise FileExistsError(f"{checkpoint_path} exists from an earlier run; pass resume to continue it or "
                               "choose another output folder")
     wedges = read_manifest(config.data, config.split)
+    # Taken now: the source tree may move on while a long run trains.
+    source = provenance.git_commit()
     log.info("training on %d wedges of %s (%s split), %s", len(wedges), config.data, config.split,
              "whole wedges" if config.crop is None else f"crops of {config.crop[0]} x {config.crop[1]} "
              "(azimuth x time)")
@@ -206,7 +208,7 @@ def _run(config: TrainConfig, context: distributed.Distributed, resume: bool, co
 
     distributed.check_in_step(model, context)
     model.eval()
-    metadata = _metadata(config, context, command, len(wedges), seconds, step, history)
+    metadata = _metadata(config, context, command, len(wedges), seconds, step, history, source)
     model_path = None
     if context.is_main:
         model_path = output / MODEL_FILE
@@ -240,7 +242,7 @@ def _run_epoch(model, network, batches, first_step, reconstruction, optimizers, 
 
 
 def _metadata(config: TrainConfig, context, command, wedge_count: int, seconds: float, steps: int,
-              history: list[dict]) -> dict:
+              history: list[dict], source: dict) -> dict:
     return {
         "seed": config.seed,
         "command": " ".join(command) if command else None,
@@ -254,5 +256,5 @@ def _metadata(config: TrainConfig, context, command, wedge_count: int, seconds: 
             "last_epoch": history[-1] if history else None,
         },
         "hardware": provenance.hardware(context.device, context.world_size),
-        "source": provenance.git_commit(),
+        "source": source,
     }

@@ -39,7 +39,7 @@ def hardware(device: torch.device, world_size: int) -> dict:
 
 
 def git_commit() -> dict:
-    """Return the commit of the source tree this package runs from, and whether it has changes.
+    """Return the commit of the source tree this package runs from, and whether tracked files differ from it.
 
     An empty dict when the package is not inside a git work tree (an installed wheel) or git is
     missing.
