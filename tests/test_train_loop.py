@@ -192,7 +192,7 @@ def test_resume_rejects_changed_setting(dataset, tmp_path):
 
 def test_existing_checkpoint_needs_resume(dataset, tmp_path):
     train(tiny_config(dataset, tmp_path, epochs=1))
-    with pytest.raises(FileExistsError, match="pass resume"):
+    with pytest.raises(FileExistsError, match="continue it with --resume"):
         train(tiny_config(dataset, tmp_path, epochs=1))
 
 
@@ -213,10 +213,12 @@ def test_plain_scratch_keeps_layer_defaults(tmp_path):
     assert sorted(differing) == ["encoder.convs.4.weight", "regression.head.bias", "segmentation.head.bias"]
 
 
-def test_train_restores_deterministic_setting(dataset, tmp_path):
-    before = torch.are_deterministic_algorithms_enabled()
-    train(tiny_config(dataset, tmp_path, epochs=1, steps_per_epoch=1))
-    assert torch.are_deterministic_algorithms_enabled() == before
+def test_train_restores_global_settings(dataset, tmp_path):
+    deterministic = torch.are_deterministic_algorithms_enabled()
+    threads = torch.get_num_threads()
+    train(tiny_config(dataset, tmp_path, epochs=1, steps_per_epoch=1, threads=threads + 1))
+    assert torch.are_deterministic_algorithms_enabled() == deterministic
+    assert torch.get_num_threads() == threads
 
 
 def test_init_from_model_file(dataset, tmp_path):

@@ -50,6 +50,7 @@ def setup(device: torch.device) -> Distributed:
     On CUDA each process takes ``cuda:LOCAL_RANK`` and the nccl backend; on CPU the gloo
     backend. A process group that the caller already initialized is used as it is.
     """
+    # NOTE: only the gloo path has run (tests start 2 CPU processes); nccl on GPUs is untested.
     import torch.distributed as dist
 
     if dist.is_available() and dist.is_initialized():

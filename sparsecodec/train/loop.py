@@ -109,12 +109,13 @@ def train(config: TrainConfig, resume: bool = False, command: list[str] | None =
 
     Writes ``checkpoint.pt`` (every ``checkpoint_every`` epochs and at the end), ``train_log.csv``
     and ``model.pt`` into ``config.output`` and the model also to ``config.save_model`` if set.
-    With ``resume`` a run continues from the folder's checkpoint when there is one; without it
+    With ``resume`` a run continues from the folder's checkpoint when there is one. Without it
     an existing checkpoint is an error, so a finished run is never overwritten by accident.
     Under ``torchrun`` every process calls this; only rank 0 writes files.
     """
     config.validate()
     device = resolve_device(config.device)
+    threads = torch.get_num_threads()
     if config.threads is not None:
         torch.set_num_threads(config.threads)
     was_deterministic = torch.are_deterministic_algorithms_enabled()
@@ -127,6 +128,7 @@ def train(config: TrainConfig, resume: bool = False, command: list[str] | None =
     finally:
         distributed.teardown(context)
         torch.use_deterministic_algorithms(was_deterministic, warn_only=was_warn_only)
+        torch.set_num_threads(threads)
 
 
 def _run(config: TrainConfig, context: distributed.Distributed, resume: bool, command) -> TrainResult:
@@ -134,14 +136,15 @@ def _run(config: TrainConfig, context: distributed.Distributed, resume: bool, co
     output = Path(config.output)
     checkpoint_path = output / CHECKPOINT_FILE
     if checkpoint_path.exists() and not resume:
-        raise FileExistsError(f"{checkpoint_path} exists from an earlier run; pass resume to continue it or "
-                              "choose another output folder")
+        raise FileExistsError(f"{checkpoint_path} exists from an earlier run; continue it with --resume "
+                              "(resume=True in Python) or choose another output folder")
     wedges = read_manifest(config.data, config.split)
     # Taken now: the source tree may move on while a long run trains.
     source = provenance.git_commit()
-    log.info("training on %d wedges of %s (%s split), %s", len(wedges), config.data, config.split,
-             "whole wedges" if config.crop is None else f"crops of {config.crop[0]} x {config.crop[1]} "
-             "(azimuth x time)")
+    if context.is_main:
+        log.info("training on %d wedges of %s (%s split), %s", len(wedges), config.data, config.split,
+                 "whole wedges" if config.crop is None else f"crops of {config.crop[0]} x {config.crop[1]} "
+                 "(azimuth x time)")
 
     model = build_model(config).to(device)
     optimizers, schedulers = build_optimizers(model, config)
@@ -189,9 +192,10 @@ def _run(config: TrainConfig, context: distributed.Distributed, resume: bool, co
                "decoder_learning_rate": learning_rates[1], "seconds": elapsed,
                **stats.row(context, device)}
         history.append(row)
-        log.info("epoch %d/%d: loss %.4g, hard gate kept %.3f, recall %.3f, precision %.3f, L1 %.4f (%.0f s)",
-                 epoch + 1, config.epochs, row["loss"], row["hard_kept_fraction"], row["hard_recall"],
-                 row["hard_precision"], row["hard_l1"], elapsed)
+        if context.is_main:
+            log.info("epoch %d/%d: loss %.4g, hard gate kept %.3f, recall %.3f, precision %.3f, L1 %.4f (%.0f s)",
+                     epoch + 1, config.epochs, row["loss"], row["hard_kept_fraction"], row["hard_recall"],
+                     row["hard_precision"], row["hard_l1"], elapsed)
 
         finished = epoch + 1 == config.epochs
         if context.is_main and ((epoch + 1) % config.checkpoint_every == 0 or finished):
