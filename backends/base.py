@@ -18,6 +18,7 @@ Conventions shared by every backend:
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -164,20 +165,7 @@ class SparseConvBackend(ABC):
         ``activation`` ("relu", "sigmoid" or None) is applied after the bias. A backend listed
         in :attr:`fused_activations` computes it inside its kernel; the others call torch.
         """
-        if activation not in ACTIVATIONS:
-            raise ValueError(f"activation must be one of {', '.join(map(repr, ACTIVATIONS))}, got {activation!r}")
-        if not isinstance(kernel_map, KernelMap):
-            raise TypeError(f"kernel_map must be a KernelMap, got {type(kernel_map).__name__}")
-        if kernel_map.backend != self.name:
-            raise ValueError(
-                f"kernel map was built by backend {kernel_map.backend!r} and cannot be used with "
-                f"backend {self.name!r}"
-            )
-        check_features(features, kernel_map.num_rows, kernel_map.device)
-        check_weight(weight, bias, features.shape[1], kernel_map.kernel_size, features)
-        if features.dtype not in self.dtypes:
-            names = ", ".join(str(dtype).removeprefix("torch.") for dtype in self.dtypes)
-            raise TypeError(f"backend {self.name!r} supports feature dtypes {names}, got {features.dtype}")
+        self._check_layer(features, kernel_map, weight, bias, activation, None)
 
         if kernel_map.num_rows == 0:
             # An empty sum: only the centre tap can touch an empty set, and it touches nothing.
@@ -191,6 +179,49 @@ class SparseConvBackend(ABC):
         if bias is not None:
             out = out + bias
         return out if activation is None else ACTIVATIONS[activation](out)
+
+    def _check_layer(self, features, kernel_map, weight, bias, activation, in_channels: int | None) -> None:
+        """Validate one layer's inputs; ``in_channels`` overrides ``features.shape[1]`` for layers
+        whose input exists only inside a fused kernel."""
+        if activation not in ACTIVATIONS:
+            raise ValueError(f"activation must be one of {', '.join(map(repr, ACTIVATIONS))}, got {activation!r}")
+        if not isinstance(kernel_map, KernelMap):
+            raise TypeError(f"kernel_map must be a KernelMap, got {type(kernel_map).__name__}")
+        if kernel_map.backend != self.name:
+            raise ValueError(
+                f"kernel map was built by backend {kernel_map.backend!r} and cannot be used with "
+                f"backend {self.name!r}"
+            )
+        check_features(features, kernel_map.num_rows, kernel_map.device)
+        channels = features.shape[1] if in_channels is None else in_channels
+        check_weight(weight, bias, channels, kernel_map.kernel_size, features)
+        if features.dtype not in self.dtypes:
+            names = ", ".join(str(dtype).removeprefix("torch.") for dtype in self.dtypes)
+            raise TypeError(f"backend {self.name!r} supports feature dtypes {names}, got {features.dtype}")
+
+    def conv_stack(
+        self,
+        features: torch.Tensor,
+        kernel_maps: Sequence[KernelMap],
+        weights: Sequence[torch.Tensor],
+        activations: Sequence[str | None],
+        biases: Sequence[torch.Tensor | None] | None = None,
+    ) -> torch.Tensor:
+        """Apply several convolutions in sequence over one coordinate set; return the last output.
+
+        Layer l is ``conv(x, kernel_maps[l], weights[l], biases[l], activations[l])``. This
+        implementation calls :meth:`conv` per layer; a backend may run the whole stack at once.
+        """
+        biases = [None] * len(weights) if biases is None else list(biases)
+        if not len(kernel_maps) == len(weights) == len(activations) == len(biases):
+            raise ValueError(
+                f"conv_stack needs one kernel map, weight, activation and bias per layer, got "
+                f"{len(kernel_maps)}, {len(weights)}, {len(activations)} and {len(biases)}"
+            )
+        hidden = features
+        for kernel_map, weight, activation, bias in zip(kernel_maps, weights, activations, biases):
+            hidden = self.conv(hidden, kernel_map, weight, bias, activation)
+        return hidden
 
     def _conv_fused(self, features, kernel_map: KernelMap, weight, activation: str) -> torch.Tensor:
         """Convolve and apply ``activation`` in one kernel; only for :attr:`fused_activations`."""

@@ -85,6 +85,46 @@ class NativeBackend(SparseConvBackend):
             return stencil_conv(features, padded_grid.flat, padded_grid.deltas, weight, padded_grid.grid_size)
         return gather_conv(features, padded_grid.neighbors(), weight)
 
+    def conv_stack(self, features, kernel_maps, weights, activations, biases=None) -> torch.Tensor:
+        """Run the whole stack in one kernel call per layer when the numba path applies.
+
+        That needs CPU float32/float64 without autograd, no bias, at most two channels per layer
+        and maps that share one coordinate set and padding, which every BCAE-VS encoder layer
+        does. Otherwise the layers run one :meth:`conv` at a time.
+        """
+        from ..kernels.stencil_codegen import STACK_MAX_CHANNELS
+
+        fusable = (
+            len(kernel_maps) > 0
+            and len(kernel_maps) == len(weights) == len(activations)
+            and (biases is None or all(bias is None for bias in biases))
+            and all(isinstance(kernel_map, KernelMap) and kernel_map.backend == self.name for kernel_map in kernel_maps)
+            and all(kernel_map.data is not None and kernel_map.data.flat is kernel_maps[0].data.flat
+                    for kernel_map in kernel_maps)
+            and all(isinstance(weight, torch.Tensor) and weight.dim() == 5
+                    and max(weight.shape[:2]) <= STACK_MAX_CHANNELS for weight in weights)
+            and self._use_numba(features, weights[0])
+            and not any(weight.requires_grad and torch.is_grad_enabled() for weight in weights)
+        )
+        if not fusable:
+            return super().conv_stack(features, kernel_maps, weights, activations, biases)
+
+        from ..kernels.cpu_numba import stencil_stack
+
+        channels = None
+        for kernel_map, weight, activation in zip(kernel_maps, weights, activations):
+            self._check_layer(features, kernel_map, weight, None, activation, channels)
+            channels = weight.shape[0]
+        padded_grid = kernel_maps[0].data
+        return stencil_stack(
+            features.contiguous(),
+            padded_grid.flat,
+            [kernel_map.data.deltas for kernel_map in kernel_maps],
+            [self._converted(weight) for weight in weights],
+            list(activations),
+            padded_grid.grid_size,
+        )
+
     def _conv_fused(self, features, kernel_map: KernelMap, weight, activation: str) -> torch.Tensor:
         padded_grid = kernel_map.data
         if self._use_numba(features, weight):

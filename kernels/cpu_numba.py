@@ -1,7 +1,7 @@
 """Numba CPU kernels of the native backend: a stencil over a zero-padded feature grid.
 
 A convolution scatters the (N, C_in) features into a scratch grid that is zero everywhere
-else, so every neighbour read ``grid[flat[i] + delta[k]]`` is a plain load: an empty site holds
+else, so every neighbour read ``grid[flat[i] + delta[k]]`` is a plain load: an empty site contains
 zeros and contributes nothing, and the padding keeps every read inside the voxel's own batch
 item. After the stencil the touched sites are zeroed again, so a scratch grid is allocated and
 cleared once per thread and size, and each call costs O(N) instead of O(grid).
@@ -21,7 +21,8 @@ import numba
 import numpy as np
 import torch
 
-from .stencil_small import KERNELS
+from .stencil_codegen import STACK_MAX_CHANNELS
+from .stencil_small import KERNELS, stencil_layer
 
 ACTIVATION_CODES = {None: 0, "relu": 1, "sigmoid": 2}
 
@@ -48,7 +49,7 @@ def _find_duplicate(flat, owners):  # pragma: no cover - compiled by numba
 
 
 #: Below this many rows one thread finishes before the others would even start.
-PARALLEL_MIN_ROWS = 16384
+PARALLEL_MIN_ROWS = 4096
 #: Chunks of rows per thread in a parallel call.
 CHUNKS_PER_THREAD = 8
 
@@ -57,43 +58,69 @@ _pool_lock = threading.Lock()
 
 
 @numba.njit(cache=True, nogil=True)
-def _scatter(x, flat, grid):  # pragma: no cover - compiled by numba
-    in_channels = x.shape[1]
-    for i in range(flat.shape[0]):
-        base = flat[i] * in_channels
-        for c in range(in_channels):
-            grid[base + c] = x[i, c]
-
-
-@numba.njit(cache=True, nogil=True)
-def _clear(flat, in_channels, grid):  # pragma: no cover - compiled by numba
-    for i in range(flat.shape[0]):
-        base = flat[i] * in_channels
-        for c in range(in_channels):
-            grid[base + c] = 0.0
-
-
-@numba.njit(cache=True, nogil=True)
-def _stencil_rows(start, stop, flat, deltas, weight, activation, grid, out):  # pragma: no cover - compiled by numba
+def _stencil_rows(start, stop, flat, deltas, weight, activation, source, source_stride, target,
+                  target_stride, target_rows):  # pragma: no cover - compiled by numba
+    # Any channel count; the unrolled kernels in stencil_small.py take the same arguments.
     volume, in_channels, out_channels = weight.shape
+    accumulator = np.zeros(out_channels, dtype=target.dtype)
     for i in range(start, stop):
         base = flat[i]
-        for o in range(out_channels):
-            out[i, o] = 0.0
+        accumulator[:] = 0
         for k in range(volume):
-            site = (base + deltas[k]) * in_channels
+            site = (base + deltas[k]) * source_stride
             for c in range(in_channels):
-                value = grid[site + c]
+                value = source[site + c]
                 if value != 0:
                     for o in range(out_channels):
-                        out[i, o] += value * weight[k, c, o]
-        if activation == 1:
-            for o in range(out_channels):
-                if out[i, o] < 0:
-                    out[i, o] = 0.0
-        elif activation == 2:
-            for o in range(out_channels):
-                out[i, o] = 1.0 / (1.0 + np.exp(-out[i, o]))
+                        accumulator[o] += value * weight[k, c, o]
+        place = (i if target_rows else base) * target_stride
+        for o in range(out_channels):
+            value = accumulator[o]
+            if activation == 1 and value < 0:
+                value = 0
+            elif activation == 2:
+                value = 1 / (1 + np.exp(-value))
+            target[place + o] = value
+
+
+@numba.njit(cache=True, nogil=True)
+def _stack_serial(x, flat, deltas, weights, activations, channels, stride, first, second,
+                  out):  # pragma: no cover - compiled by numba
+    # All layers in one call, for inputs too small to share out over threads. Layer l reads one
+    # grid and writes the other; every layer writes every active site, so the grids need
+    # clearing only at the end.
+    count = flat.shape[0]
+    for i in range(count):
+        for c in range(channels[0]):
+            first[flat[i] * stride + c] = x[i, c]
+    layers = len(weights)
+    for layer in range(layers):
+        source = first if layer % 2 == 0 else second
+        target = second if layer % 2 == 0 else first
+        if layer == layers - 1:
+            stencil_layer(channels[layer], channels[layer + 1], 0, count, flat, deltas[layer], weights[layer],
+                          activations[layer], source, out, True)
+        else:
+            stencil_layer(channels[layer], channels[layer + 1], 0, count, flat, deltas[layer], weights[layer],
+                          activations[layer], source, target, False)
+    for i in range(count):
+        for c in range(stride):
+            first[flat[i] * stride + c] = 0
+            second[flat[i] * stride + c] = 0
+
+
+@numba.njit(cache=True, nogil=True)
+def _scatter_strided(x, flat, stride, grid):  # pragma: no cover - compiled by numba
+    for i in range(flat.shape[0]):
+        for c in range(x.shape[1]):
+            grid[flat[i] * stride + c] = x[i, c]
+
+
+@numba.njit(cache=True, nogil=True)
+def _clear_strided(flat, stride, grid):  # pragma: no cover - compiled by numba
+    for i in range(flat.shape[0]):
+        for c in range(stride):
+            grid[flat[i] * stride + c] = 0
 
 
 @numba.njit(cache=True, nogil=True)
@@ -179,14 +206,66 @@ def stencil_conv(
     the K offsets, both in the padded grid.
     """
     x = features.detach().numpy()
-    grid = _scratch_array("features", grid_size * x.shape[1], x.dtype, 0)
-    out = torch.empty((features.shape[0], weight.shape[2]), dtype=features.dtype)
+    in_channels, out_channels = x.shape[1], weight.shape[2]
+    grid = _scratch_array("features", grid_size * in_channels, x.dtype, 0)
+    out = torch.empty((features.shape[0], out_channels), dtype=features.dtype)
     positions = flat.numpy()
-    _scatter(x, positions, grid)
-    kernel = KERNELS.get((x.shape[1], weight.shape[2]), _stencil_rows)
+    _scatter_strided(x, positions, in_channels, grid)
+    kernel_weight = np.ascontiguousarray(weight.detach().numpy())
+    code = ACTIVATION_CODES[activation]
+    target = out.numpy().reshape(-1)
+    kernel = KERNELS.get((in_channels, out_channels, in_channels))
+    if kernel is not None:
+        args = (positions, deltas.numpy(), kernel_weight.reshape(-1), code, grid, target, True)
+    else:
+        kernel = _stencil_rows
+        args = (positions, deltas.numpy(), kernel_weight, code, grid, in_channels, target, out_channels, True)
     try:
-        _run_rows(kernel, positions.shape[0], positions, deltas.numpy(),
-                  np.ascontiguousarray(weight.detach().numpy()), ACTIVATION_CODES[activation], grid, out.numpy())
+        _run_rows(kernel, positions.shape[0], *args)
     finally:
-        _clear(positions, x.shape[1], grid)
+        _clear_strided(positions, in_channels, grid)
+    return out
+
+
+def stencil_stack(
+    features: torch.Tensor,
+    flat: torch.Tensor,
+    deltas: list[torch.Tensor],
+    weights: list[torch.Tensor],
+    activations: list[str | None],
+    grid_size: int,
+) -> torch.Tensor:
+    """Apply several convolutions over one coordinate set, each layer straight into the next.
+
+    Same arguments as :func:`stencil_conv`, one entry per layer in ``deltas``, ``weights``
+    (offset-major (K, C_in, C_out), the channels of consecutive layers matching) and
+    ``activations``; every layer must have at most ``STACK_MAX_CHANNELS`` channels. Layers
+    write their output into the next layer's grid, so no (N, C) array is formed between layers.
+    """
+    x = features.detach().numpy()
+    channels = np.array([x.shape[1]] + [weight.shape[2] for weight in weights], dtype=np.int64)
+    stride = STACK_MAX_CHANNELS
+    first = _scratch_array("stack-first", grid_size * stride, x.dtype, 0)
+    second = _scratch_array("stack-second", grid_size * stride, x.dtype, 0)
+    out = torch.empty((features.shape[0], int(channels[-1])), dtype=features.dtype)
+    positions = flat.numpy()
+    steps = tuple(step.numpy() for step in deltas)
+    kernels = tuple(np.ascontiguousarray(weight.detach().numpy()).reshape(-1) for weight in weights)
+    codes = np.array([ACTIVATION_CODES[activation] for activation in activations], dtype=np.int64)
+
+    if torch.get_num_threads() <= 1 or positions.shape[0] < PARALLEL_MIN_ROWS:
+        _stack_serial(x, positions, steps, kernels, codes, channels, stride, first, second, out.numpy().reshape(-1))
+        return out
+
+    _scatter_strided(x, positions, stride, first)
+    try:
+        for layer, kernel in enumerate(kernels):
+            source, target = (first, second) if layer % 2 == 0 else (second, first)
+            last = layer == len(kernels) - 1
+            _run_rows(KERNELS[(int(channels[layer]), int(channels[layer + 1]), stride)], positions.shape[0],
+                      positions, steps[layer], kernel, int(codes[layer]), source,
+                      out.numpy().reshape(-1) if last else target, last)
+    finally:
+        _clear_strided(positions, stride, first)
+        _clear_strided(positions, stride, second)
     return out

@@ -130,3 +130,10 @@ def test_unknown_activation(backend, device):
     kernel_map = backend.build_kernel_map(coords, WEDGE_SHAPE)
     with pytest.raises(ValueError, match="activation must be one of None, 'relu', 'sigmoid'"):
         backend.conv(features, kernel_map, weight, activation="tanh")
+
+
+def test_conv_stack_lengths_differ(backend, device):
+    coords, features, weight = good_inputs(device)
+    kernel_map = backend.build_kernel_map(coords, WEDGE_SHAPE)
+    with pytest.raises(ValueError, match="one kernel map, weight, activation and bias per layer, got 1, 2, 1 and 2"):
+        backend.conv_stack(features, [kernel_map], [weight, weight], ["relu"])

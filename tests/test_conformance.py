@@ -211,3 +211,19 @@ def test_activation_after_conv(backend, device, activation):
     output = backend.conv(features.float().to(device), kernel_map, weight.float().to(device), activation=activation)
     reference = getattr(torch, activation)(oracle(coords, features, weight, 2, WEDGE_SHAPE))
     assert_close_to_oracle(output, reference, torch.float32, label(backend, device, torch.float32, activation))
+
+
+def test_conv_stack_matches_oracle(backend, device):
+    coords = track_like(tracks=25, seed=13).to(device)
+    generator = torch.Generator().manual_seed(7)
+    features = torch.rand(coords.shape[0], 1, generator=generator, dtype=torch.float64)
+    layers = [(1, 2, 3, 1), (2, 2, 3, 2), (2, 2, 3, 4), (2, 2, 1, 1)]
+    weights = [torch.randn(c_out, c_in, k, k, k, generator=generator, dtype=torch.float64) for c_in, c_out, k, _ in layers]
+    activations = ["relu", "relu", "relu", "sigmoid"]
+    maps = [backend.build_kernel_map(coords, WEDGE_SHAPE, k, d) for _, _, k, d in layers]
+    output = backend.conv_stack(features.float().to(device), maps, [w.float().to(device) for w in weights], activations)
+
+    reference = features
+    for (_, _, _, dilation), weight, activation in zip(layers, weights, activations):
+        reference = getattr(torch, activation)(oracle(coords, reference, weight, dilation, WEDGE_SHAPE))
+    assert_close_to_oracle(output, reference, torch.float32, label(backend, device, torch.float32, "conv stack"))

@@ -132,3 +132,28 @@ def test_unrolled_and_generic_stencils_agree(native, monkeypatch, channels, dtyp
     reference = native.conv(features, kernel_map, weight, activation="sigmoid")
     assert fast.dtype == dtype
     torch.testing.assert_close(fast, reference)
+
+
+@pytest.mark.parametrize("occupancy", [1e-3, 0.02], ids=["one_call", "threads"])
+def test_fused_stack_matches_layer_by_layer(native, monkeypatch, occupancy):
+    from sparsecodec.kernels import cpu_numba
+
+    calls = []
+    monkeypatch.setattr(cpu_numba, "stencil_stack", lambda *a, _f=cpu_numba.stencil_stack: calls.append(1) or _f(*a))
+    coords = at_occupancy(occupancy, seed=9)
+    generator = torch.Generator().manual_seed(6)
+    features = torch.rand(coords.shape[0], 1, generator=generator)
+    layers = [(1, 2, 3, 1), (2, 2, 3, 2), (2, 2, 3, 4), (2, 2, 3, 2), (2, 2, 1, 1)]
+    weights = [torch.randn(c_out, c_in, k, k, k, generator=generator) for c_in, c_out, k, _ in layers]
+    maps = [native.build_kernel_map(coords, WEDGE_SHAPE, k, d) for _, _, k, d in layers]
+    activations = ["relu", "relu", "relu", "relu", "sigmoid"]
+
+    fused = native.conv_stack(features, maps, weights, activations)
+    assert calls, "the fused numba stack was not used"
+    hidden = features
+    for kernel_map, weight, activation in zip(maps, weights, activations):
+        hidden = native.conv(hidden, kernel_map, weight, activation=activation)
+    torch.testing.assert_close(fused, hidden)
+    for (name, _), array in cpu_numba._scratch.pool.items():
+        expected = -1 if name == "owners" else 0
+        assert (array == expected).all(), f"scratch array {name!r} not restored after the stack"

@@ -83,9 +83,14 @@ class BCAEVSEncoder(nn.Module):
             if key not in maps:
                 maps[key] = chosen.build_kernel_map(coords, shape, *key, batch_size=batch_size)
 
-        hidden = features
+        # One call for the whole stack lets a backend run the layers back to back (native fuses
+        # them); the result is the same as calling each SubmanifoldConv3d in turn.
         last = len(self.convs) - 1
-        for index, conv in enumerate(self.convs):
-            activation = "relu" if index < last else "sigmoid"
-            hidden = conv(hidden, maps[(conv.kernel_size, conv.dilation)], chosen, activation)
+        hidden = chosen.conv_stack(
+            features,
+            [maps[(conv.kernel_size, conv.dilation)] for conv in self.convs],
+            [conv.weight for conv in self.convs],
+            ["relu" if index < last else "sigmoid" for index in range(len(self.convs))],
+            [conv.bias for conv in self.convs],
+        )
         return EncoderOutput(hidden[:, 0], hidden[:, 1])
