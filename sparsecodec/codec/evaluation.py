@@ -22,7 +22,7 @@ from .. import metrics
 from ..model import GateConfig
 from .format import RecordInfo
 from .inputs import WedgeSource
-from .atomic import write_atomic
+from ..atomic import write_atomic
 from .pipeline import CodecModel, adc_from_reconstruction, compress_to_file, decompress_file
 
 log = logging.getLogger(__name__)

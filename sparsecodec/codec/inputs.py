@@ -19,7 +19,7 @@ from pathlib import Path, PurePosixPath
 
 import numpy as np
 
-from .atomic import write_atomic
+from ..atomic import write_atomic
 
 log = logging.getLogger(__name__)
 

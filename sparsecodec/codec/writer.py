@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .atomic import create_temporary
+from ..atomic import create_temporary
 from .coordinates import (
     BITPACKED,
     COORDINATE_CODINGS,

@@ -18,34 +18,19 @@ from __future__ import annotations
 
 import csv
 import io
-import os
-import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from ..atomic import write_atomic
 from .layout import FILE_SHAPE, WEDGE_SHAPE, WedgeId, from_file_layout, to_file_layout
 from .validation import check_adc_array
 
 SPLITS = ("train", "test")
 OCCUPANCY_TABLE = "occupancy_by_wedge.csv"
 OCCUPANCY_COLUMNS = ("experiment", "event", "side", "sector", "split", "occupancy")
-
-
-def write_atomic(path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file in the same folder and ``os.replace``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            stream.write(data)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
 
 
 def load_wedge(path) -> np.ndarray:

@@ -12,7 +12,7 @@ import math
 import numpy as np
 
 from .layout import WEDGE_SHAPE
-from .reader import write_atomic
+from ..atomic import write_atomic
 from .simulate.detector import SPHENIX_2021, Detector
 from .sparse import ZERO_SUPPRESSION_ADC, log_adc
 from .validation import check_adc_array

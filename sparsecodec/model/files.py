@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import hashlib
-import os
-import tempfile
+import io
 from pathlib import Path
 
 import torch
 
+from ..atomic import write_atomic
 from ..backends import SparseConvBackend
 from .authors_checkpoint import convert_state_dict, is_authors_state_dict
 from ..data.layout import WEDGE_SHAPE
@@ -43,17 +43,9 @@ def save_model(model: BCAEVS, path: str | Path, name: str, metadata: dict | None
         "metadata": dict(metadata or {}),
         "state_dict": {key: value.detach().cpu() for key, value in model.state_dict().items()},
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            torch.save(payload, stream)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    buffer = io.BytesIO()
+    torch.save(payload, buffer)
+    write_atomic(path, buffer.getvalue())
 
 
 def load_model(path: str | Path, backend: str | SparseConvBackend | None = None) -> tuple[BCAEVS, str, dict]:

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..codec.atomic import write_atomic
+from ..atomic import write_atomic
 
 CHECKPOINT_FORMAT = "sparsecodec-train-checkpoint"
 CHECKPOINT_VERSION = 1

@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 from torch.utils.data import DataLoader
 
-from ..codec.atomic import write_atomic
+from ..atomic import write_atomic
 from ..codec.pipeline import resolve_device
 from ..data import read_manifest
 from ..model import BCAEVS, load_model, save_model, weights_hash

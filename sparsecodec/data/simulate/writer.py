@@ -19,12 +19,12 @@ from pathlib import Path
 
 import numpy as np
 
+from ...atomic import write_atomic
 from ..layout import EVENT_WEDGE_ORDER, WedgeId
 from ..reader import (
     OCCUPANCY_TABLE,
     OccupancyRecord,
     save_wedge,
-    write_atomic,
     write_manifest,
     write_occupancy_table,
 )
