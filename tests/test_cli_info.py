@@ -67,3 +67,20 @@ def test_info_truncated_file_fails(sample, capsys):
     sample.write_bytes(sample.read_bytes()[:-20])
     assert main(["-q", "info", str(sample)]) == 1
     assert "without the end trailer; it was cut short" in capsys.readouterr().err
+
+
+def test_info_skip_damaged_lists_the_intact_records(sample, capsys):
+    data = bytearray(sample.read_bytes())
+    data[-100] ^= 0x01
+    sample.write_bytes(bytes(data))
+    assert main(["-q", "info", str(sample), "--skip-damaged"]) == 3
+    out = capsys.readouterr().out
+    assert "format version 1, damaged" in out
+    assert "wedges:        2, 2 of 7 signal voxels kept" in out
+    damaged = [line for line in out.splitlines() if line.startswith("damaged:")]
+    assert len(damaged) == 1 and "record 2" in damaged[0]
+
+    assert main(["-q", "info", str(sample), "--skip-damaged", "--json"]) == 3
+    report = json.loads(capsys.readouterr().out)
+    assert [record["index"] for record in report["records"]] == [0, 1]
+    assert len(report["damaged_regions"]) == 1

@@ -6,6 +6,8 @@ import json
 import math
 import os
 
+from .decompress_command import EXIT_DAMAGED
+
 
 def add_parser(subparsers) -> None:
     parser = subparsers.add_parser(
@@ -13,10 +15,14 @@ def add_parser(subparsers) -> None:
         help="show the header and per-wedge sizes of a .scz file",
         description="Print the header (model, gate, wedge shape, codings) and one line per wedge record "
                     "(voxel counts, codings, bytes, bits per kept voxel). Checksums are verified; no model "
-                    "is loaded and no block is decoded.",
+                    "is loaded and no block is decoded. With --skip-damaged a damaged file is listed up to "
+                    f"and past its damaged regions, which are reported, and the exit status is {EXIT_DAMAGED}.",
     )
     parser.add_argument("file", metavar="FILE", help="compressed file (.scz)")
     parser.add_argument("--json", action="store_true", help="print the report as a JSON object")
+    parser.add_argument("--skip-damaged", action="store_true",
+                        help="list the intact records of a damaged file and report each damaged region "
+                             "(byte range, lost record indices) instead of stopping at the first")
     parser.set_defaults(func=run)
 
 
@@ -24,9 +30,11 @@ def run(args) -> int:
     from ..codec.reader import CompressedFileReader
 
     with CompressedFileReader(args.file) as reader:
-        infos = list(reader.infos())
+        infos = [info for info, _ in reader.records(decode=False, skip_damaged=args.skip_damaged)]
         header = reader.header
         version = reader.version
+        damaged = list(reader.damaged)
+    status = EXIT_DAMAGED if damaged else 0
     size = os.path.getsize(args.file)
     kept = sum(info.kept_count for info in infos)
     signal = sum(info.signal_count for info in infos)
@@ -40,6 +48,7 @@ def run(args) -> int:
             "wedges": len(infos),
             "signal_voxels": signal,
             "kept_voxels": kept,
+            "damaged_regions": [region.describe() for region in damaged],
             "records": [
                 {"index": info.index, "wedge_id": info.wedge_id, "signal_count": info.signal_count,
                  "kept_count": info.kept_count, "coordinate_coding": info.coordinate_coding,
@@ -49,11 +58,11 @@ def run(args) -> int:
             ],
         }
         print(json.dumps(report, indent=2))
-        return 0
+        return status
 
     layers, azimuths, times = header.wedge_shape
     gate = header.gate_mode if header.gate_value is None else f"{header.gate_mode}={header.gate_value:g}"
-    print(f"file:          {args.file} ({size} bytes, format version {version}, complete)")
+    print(f"file:          {args.file} ({size} bytes, format version {version}, {'damaged' if damaged else 'complete'})")
     print(f"model:         {header.model_name} (weights sha256 {header.model_sha256})")
     print(f"gate:          {gate}, seed {header.gate_seed}")
     print(f"wedge shape:   {layers} x {azimuths} x {times} (layer, azimuth, time), float16 values")
@@ -63,8 +72,10 @@ def run(args) -> int:
         print(f"{key + ':':<14} {value}")
     bits = 8 * size / kept if kept else math.nan
     print(f"wedges:        {len(infos)}, {kept} of {signal} signal voxels kept, {bits:.2f} file bits per kept voxel")
+    for region in damaged:
+        print(f"damaged:       {region.describe()}")
     if not infos:
-        return 0
+        return status
 
     print()
     width = max(7, max(len(info.wedge_id) for info in infos))
@@ -77,4 +88,4 @@ def run(args) -> int:
         print(f"{info.index:>5}  {info.wedge_id:<{width}}  {info.signal_count:>7}  {info.kept_count:>7}  "
               f"{fraction:>6.2f}  {coordinates:>17}  {values:>12}  {info.record_bytes:>8}  "
               f"{info.bits_per_kept_voxel:>9.2f}")
-    return 0
+    return status
