@@ -16,8 +16,11 @@ from .timing import time_encoder
 
 log = logging.getLogger(__name__)
 
-#: Largest max abs difference of p or v from the float64 dense encoder accepted per dtype.
-TOLERANCE = {torch.float32: 1e-5, torch.float64: 1e-10, torch.bfloat16: 5e-2, torch.float16: 5e-3}
+#: Largest max abs difference of p or v from the float64 dense encoder accepted per dtype. For
+#: half precision this only catches wrong results: rounding log ADC values of 8 to 10 to the
+#: dtype alone moves them by up to 2**-5 (bfloat16) or 2**-8 (float16), and five layers amplify
+#: that (some libraries also accumulate in half precision), so the errors are reported as measured.
+TOLERANCE = {torch.float32: 1e-5, torch.float64: 1e-10, torch.bfloat16: 0.15, torch.float16: 0.05}
 
 
 @dataclass
