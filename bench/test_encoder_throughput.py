@@ -20,7 +20,11 @@ MIN_TIME = 0.5
 
 
 def rounds_for(call, setup) -> int:
-    """Number of rounds that fill about MIN_TIME, from one timed call."""
+    """Number of rounds that fill about MIN_TIME, from one timed call.
+
+    That call also warms the backend up (numba compilation, scratch buffers, library caches), so
+    the benchmarks below need no separate warm-up round.
+    """
     import time
 
     args, _ = setup()
@@ -70,7 +74,7 @@ def test_encode(benchmark, backend_name, device, point, batch_size, encoder_inpu
 
     benchmark.group = f"encode {point} batch {batch_size} {device.type}"
     describe(benchmark, backend_name, device, data, batch_size)
-    kept_coords, kept_values = benchmark.pedantic(encode, setup=setup, rounds=rounds_for(encode, setup), warmup_rounds=1)
+    kept_coords, kept_values = benchmark.pedantic(encode, setup=setup, rounds=rounds_for(encode, setup), warmup_rounds=0)
     assert kept_coords.shape[0] == kept_values.shape[0] <= data.voxels
 
     wedges_per_second = batch_size / benchmark.stats.stats.median
@@ -96,7 +100,7 @@ def test_kernel_map(benchmark, backend_name, device, point, encoder_input, dilat
 
     benchmark.group = f"kernel map {point} d{dilation} {device.type}"
     describe(benchmark, backend_name, device, data, 1)
-    kernel_map = benchmark.pedantic(build, setup=setup, rounds=rounds_for(build, setup), warmup_rounds=1)
+    kernel_map = benchmark.pedantic(build, setup=setup, rounds=rounds_for(build, setup), warmup_rounds=0)
     assert kernel_map.num_rows == data.voxels
 
 
@@ -118,5 +122,5 @@ def test_convolution(benchmark, backend_name, device, point, encoder_input, laye
 
     benchmark.group = f"convolution {point} layer {layer} {device.type}"
     describe(benchmark, backend_name, device, data, 1)
-    out = benchmark.pedantic(convolve, rounds=rounds_for(lambda: convolve(), lambda: ((), {})), warmup_rounds=1)
+    out = benchmark.pedantic(convolve, rounds=rounds_for(lambda: convolve(), lambda: ((), {})), warmup_rounds=0)
     assert out.shape == (data.voxels, conv.out_channels)
