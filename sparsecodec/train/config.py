@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .crops import check_crop
+from .gates import SOFT, STRAIGHT_THROUGH, TRAINING_GATES
 
 #: Fresh weights from the run seed with the changes of :mod:`sparsecodec.train.initialization`.
 SCRATCH = "scratch"
@@ -43,6 +44,15 @@ class TrainConfig:
     ``deterministic`` turns on ``torch.use_deterministic_algorithms`` for the run, so the same
     seed gives the same weights on the same machine (on CPU the encoder's backward pass then
     accumulates gradients in one thread instead of with parallel atomic adds).
+
+    ``training_gate`` is what the decoders see during training: ``"soft"`` (the published
+    v x m) or ``"straight-through"`` (v x (p > theta), the input of inference, with the soft
+    mask's gradient; see :mod:`sparsecodec.train.gates`). ``soft_gate_epochs`` is a warm-up for
+    the straight-through gate: the first that many epochs train with the soft gate.
+    ``batch_norm_recalibration_steps``
+    is the number of batches (of ``batch_size`` crops, drawn apart from the training batches)
+    on which the decoders' BatchNorm running statistics are recomputed with the hard gate after
+    the last epoch; 0 keeps the statistics that training gathered.
     """
 
     data: str | None = None
@@ -73,6 +83,9 @@ class TrainConfig:
     save_model: str | None = None
     progress: bool = True
     deterministic: bool = True
+    training_gate: str = SOFT
+    soft_gate_epochs: int = 0
+    batch_norm_recalibration_steps: int = 0
 
     def __post_init__(self) -> None:
         if self.crop is not None:
@@ -87,7 +100,7 @@ class TrainConfig:
             raise ValueError("no output folder: set output to the run folder for checkpoints and logs")
         for name in ("epochs", "steps_per_epoch", "batch_size", "lr_step_epochs", "checkpoint_every"):
             _check_int(name, getattr(self, name), minimum=1)
-        for name in ("lr_warmup_epochs", "workers", "seed"):
+        for name in ("lr_warmup_epochs", "workers", "seed", "soft_gate_epochs", "batch_norm_recalibration_steps"):
             _check_int(name, getattr(self, name), minimum=0)
         if self.threads is not None:
             _check_int("threads", self.threads, minimum=1)
@@ -99,10 +112,19 @@ class TrainConfig:
             _check_float(name, getattr(self, name), positive=False)
         if len(self.betas) != 2 or not all(isinstance(b, (int, float)) and 0.0 <= b < 1.0 for b in self.betas):
             raise ValueError(f"betas must be two numbers in [0, 1), got {self.betas!r}")
+        if self.training_gate not in TRAINING_GATES:
+            raise ValueError(f"training_gate must be one of {', '.join(TRAINING_GATES)}, got {self.training_gate!r}")
+        if self.soft_gate_epochs and self.training_gate == SOFT:
+            raise ValueError(f"soft_gate_epochs = {self.soft_gate_epochs} is a warm-up for training_gate = "
+                             f"{STRAIGHT_THROUGH!r}; set that gate or soft_gate_epochs = 0")
         if not isinstance(self.init, str) or not self.init:
             raise ValueError(f"init must be {SCRATCH!r}, {SCRATCH_PLAIN!r} or a model file path, got {self.init!r}")
         if self.init not in (SCRATCH, SCRATCH_PLAIN) and not Path(self.init).is_file():
             raise FileNotFoundError(f"init model file not found: {self.init}")
+
+    def gate_of_epoch(self, epoch: int) -> str:
+        """Return the training gate of epoch ``epoch`` (0-based): soft during the warm-up, then ``training_gate``."""
+        return SOFT if epoch < self.soft_gate_epochs else self.training_gate
 
     def as_dict(self) -> dict:
         """Return the settings as plain Python values (tuples as lists), for checkpoints and TOML."""

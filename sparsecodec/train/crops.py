@@ -22,6 +22,8 @@ from ..data.validation import check_adc_array
 
 #: Stream number that separates crop draws from other uses of the run seed.
 CROP_STREAM = 1
+#: Stream of the crops that recalibrate BatchNorm after training, apart from the training crops.
+RECALIBRATION_CROP_STREAM = 3
 
 
 class Batch(NamedTuple):
@@ -88,12 +90,15 @@ class CropBatches(Dataset):
         crop: (azimuth, time) window sizes, or None for whole wedges.
         seed: run seed.
         rank: data-parallel rank; ranks draw independent crops.
+        stream: number that separates this sequence of batches from others of the same seed
+            (:data:`CROP_STREAM` for training).
 
     Wedges and offsets are drawn uniformly with replacement. Use it with
     ``DataLoader(batches, batch_size=None, sampler=range(first_step, last_step))``.
     """
 
-    def __init__(self, wedges: Sequence, batch_size: int, crop=None, seed: int = 0, rank: int = 0) -> None:
+    def __init__(self, wedges: Sequence, batch_size: int, crop=None, seed: int = 0, rank: int = 0,
+                 stream: int = CROP_STREAM) -> None:
         super().__init__()
         if len(wedges) == 0:
             raise ValueError("training needs at least one wedge, got none")
@@ -108,10 +113,11 @@ class CropBatches(Dataset):
         self.shape = crop_shape(self.crop)
         self.seed = int(seed)
         self.rank = int(rank)
+        self.stream = int(stream)
 
     def draw(self, step: int, item: int) -> tuple[int, int, int]:
         """Return (wedge index, azimuth start, time start) of crop ``item`` of batch ``step``."""
-        rng = np.random.default_rng(np.random.SeedSequence([self.seed, CROP_STREAM, self.rank, step, item]))
+        rng = np.random.default_rng(np.random.SeedSequence([self.seed, self.stream, self.rank, step, item]))
         wedge = int(rng.integers(len(self.wedges)))
         azimuth = int(rng.integers(WEDGE_SHAPE[1] - self.shape[1] + 1))
         time = int(rng.integers(WEDGE_SHAPE[2] - self.shape[2] + 1))

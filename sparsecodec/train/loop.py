@@ -20,10 +20,12 @@ from ..model import BCAEVS, load_model, save_model, weights_hash
 from . import distributed, provenance
 from .checkpoint import CHECKPOINT_FILE, load_checkpoint, random_states, restore_random_states, save_checkpoint
 from .config import SCRATCH, SCRATCH_PLAIN, TrainConfig
-from .crops import CropBatches
+from .crops import RECALIBRATION_CROP_STREAM, CropBatches
+from .gates import TrainingPass
 from .initialization import initialize_for_scratch
 from .losses import ReconstructionLoss
-from .step import EpochStats, gate_generator, train_step
+from .recalibration import recalibrate_batch_norm
+from .step import RECALIBRATION_GATE_STREAM, EpochStats, gate_generator, train_step
 
 log = logging.getLogger(__name__)
 
@@ -94,7 +96,9 @@ def write_history(path: Path, history: list[dict]) -> None:
 
 
 def _check_resumable(saved: dict, config: TrainConfig, world_size: int, path: Path) -> None:
-    saved_settings = {key: value for key, value in saved["config"].items() if key in config.training_settings()}
+    # A setting added after the checkpoint was written had its default value in that run.
+    saved_settings = TrainConfig().training_settings()
+    saved_settings.update((key, value) for key, value in saved["config"].items() if key in saved_settings)
     for key, value in config.training_settings().items():
         if saved_settings.get(key) != value:
             raise ValueError(f"{path} was written with {key} = {saved_settings.get(key)!r}, but this run has "
@@ -166,10 +170,11 @@ def _run(config: TrainConfig, context: distributed.Distributed, resume: bool, co
     elif resume:
         log.info("no checkpoint in %s yet; starting a new run", output)
 
-    network = model
+    training_pass = TrainingPass(model, config.gate_of_epoch(epoch))
+    network = training_pass
     if context.enabled:
         device_ids = [device] if device.type == "cuda" else None
-        network = torch.nn.parallel.DistributedDataParallel(model, device_ids=device_ids)
+        network = torch.nn.parallel.DistributedDataParallel(network, device_ids=device_ids)
 
     if context.is_main:
         output.mkdir(parents=True, exist_ok=True)
@@ -180,6 +185,7 @@ def _run(config: TrainConfig, context: distributed.Distributed, resume: bool, co
     for epoch in range(epoch, config.epochs):
         started = time.perf_counter()
         learning_rates = [optimizer.param_groups[0]["lr"] for optimizer in optimizers]
+        training_pass.gate = config.gate_of_epoch(epoch)
         stats = _run_epoch(model, network, batches, step, reconstruction, optimizers, config, context, epoch)
         step += config.steps_per_epoch
         for scheduler in schedulers:
@@ -210,6 +216,8 @@ def _run(config: TrainConfig, context: distributed.Distributed, resume: bool, co
         if context.is_main:
             write_history(output / LOG_FILE, history)
 
+    if config.batch_norm_recalibration_steps:
+        _recalibrate(model, wedges, config, context)
     distributed.check_in_step(model, context)
     model.eval()
     metadata = _metadata(config, context, command, len(wedges), seconds, step, history, source)
@@ -239,10 +247,22 @@ def _run_epoch(model, network, batches, first_step, reconstruction, optimizers, 
         for step, batch in zip(steps, loader):
             generator = gate_generator(config.seed, context.rank, step, context.device)
             stats.add(train_step(model, network, batch, reconstruction, optimizers, generator, context,
-                                 config.compression_weight, config.compression_bound))
+                                 config.compression_weight, config.compression_bound, config.gate_of_epoch(epoch)))
             bar.set_postfix({key: f"{value:.3g}" for key, value in stats.running().items()}, refresh=False)
             bar.update()
     return stats
+
+
+def _recalibrate(model, wedges, config: TrainConfig, context: distributed.Distributed) -> None:
+    # Crops and thresholds from streams of their own, so the batches differ from every training batch.
+    batches = CropBatches(wedges, config.batch_size, config.crop, config.seed, context.rank,
+                          stream=RECALIBRATION_CROP_STREAM)
+    recalibrate_batch_norm(
+        model, batches, range(config.batch_norm_recalibration_steps),
+        lambda step: gate_generator(config.seed, context.rank, step, context.device, RECALIBRATION_GATE_STREAM),
+        progress=config.progress and context.is_main,
+    )
+    distributed.broadcast_buffers(model, context)
 
 
 def _metadata(config: TrainConfig, context, command, wedge_count: int, seconds: float, steps: int,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 
 import numpy as np
@@ -10,17 +11,21 @@ import torch
 from ..model import reconstruct
 from .crops import Batch
 from .distributed import Distributed, all_reduce_mean, all_reduce_sum
+from .gates import SOFT
 from .losses import ReconstructionLoss, compression_loss, focal_loss, regression_loss
 
 #: Stream number that separates the soft gate's thresholds from other uses of the run seed.
 GATE_STREAM = 2
+#: Stream of the gate thresholds of BatchNorm recalibration after training.
+RECALIBRATION_GATE_STREAM = 4
 #: The two gates whose metrics are logged: the soft training gate and the hard gate of inference.
 GATES = ("soft", "hard")
 
 
-def gate_generator(seed: int, rank: int, step: int, device: torch.device) -> torch.Generator:
-    """Return the generator of the soft gate's thresholds theta for one step on one rank."""
-    state = np.random.SeedSequence([seed, GATE_STREAM, rank, step]).generate_state(2, dtype=np.uint32)
+def gate_generator(seed: int, rank: int, step: int, device: torch.device,
+                   stream: int = GATE_STREAM) -> torch.Generator:
+    """Return the generator of the gate thresholds theta for one step on one rank."""
+    state = np.random.SeedSequence([seed, stream, rank, step]).generate_state(2, dtype=np.uint32)
     generator = torch.Generator(device=device)
     generator.manual_seed((int(state[0]) << 31) ^ int(state[1]))
     return generator
@@ -42,14 +47,17 @@ def _gate_sums(regression: torch.Tensor, segmentation: torch.Tensor, truth: torc
 
 def train_step(model, network, batch: Batch, reconstruction: ReconstructionLoss, optimizers,
                generator: torch.Generator, context: Distributed, compression_weight: float,
-               compression_bound: float) -> dict[str, float]:
-    """Run one soft-gated step, then the hard gate for metrics; return the step's values.
+               compression_bound: float, gate: str = SOFT) -> dict[str, float]:
+    """Run one training step, and with the soft gate also the hard gate for metrics; return the step's values.
 
     ``model`` is the :class:`~sparsecodec.model.BCAEVS`, and ``network`` is the module to call
-    for the training pass (the model, or its DistributedDataParallel wrapper). The hard-gate pass
-    uses the same thresholds theta as the soft gate and runs before the weights change. It keeps
-    BatchNorm in training mode as the BCAE-VS authors' loop does. The running statistics thus
-    also see hard-gated inputs, which is what the decoders get at inference.
+    for the training pass of ``gate`` (a :class:`~sparsecodec.train.gates.TrainingPass`,
+    possibly in a DistributedDataParallel wrapper). With the soft gate, a hard-gate pass follows
+    without gradients. It uses the same thresholds theta as the soft gate and runs before the
+    weights change. It keeps BatchNorm in training mode as the BCAE-VS authors' loop does. The
+    running statistics thus also see hard-gated inputs, which is what the decoders get at
+    inference. With the straight-through gate the training pass is the hard gate already: its
+    values fill the ``hard_*`` entries, and the ``soft_*`` entries are NaN.
     """
     device = model.regression.head.weight.device
     coords = batch.coords.to(device)
@@ -67,11 +75,15 @@ def train_step(model, network, batch: Batch, reconstruction: ReconstructionLoss,
     with torch.no_grad():
         # sigmoid(alpha (logit p - logit theta)) > 0.5 exactly when p > theta: the hard gate.
         keep = output.mask > 0.5
-        dense = model.scatter(coords, output.encoded.value * keep, size, shape)
-        hard_regression = model.regression(dense)[:, 0]
-        hard_segmentation = model.segmentation(dense)[:, 0]
-        hard_segmentation_loss = focal_loss(hard_segmentation, truth > 0, reconstruction.focal_gamma)
-        hard_regression_loss = regression_loss(hard_regression, hard_segmentation, truth)
+        if gate == SOFT:
+            dense = model.scatter(coords, output.encoded.value * keep, size, shape)
+            hard_regression = model.regression(dense)[:, 0]
+            hard_segmentation = model.segmentation(dense)[:, 0]
+            hard_segmentation_loss = focal_loss(hard_segmentation, truth > 0, reconstruction.focal_gamma)
+            hard_regression_loss = regression_loss(hard_regression, hard_segmentation, truth)
+        else:
+            hard_regression, hard_segmentation = output.regression.detach(), output.segmentation.detach()
+            hard_segmentation_loss, hard_regression_loss = soft.segmentation.detach(), soft.regression.detach()
 
     for optimizer in optimizers:
         optimizer.zero_grad(set_to_none=True)
@@ -79,21 +91,25 @@ def train_step(model, network, batch: Batch, reconstruction: ReconstructionLoss,
     for optimizer in optimizers:
         optimizer.step()
 
+    soft_gate = gate == SOFT
     values_of_step = {
         "loss": float(loss.detach()),
         "compression_loss": float(compression.loss.detach()),
         "mean_importance": float(compression.mean_importance.detach()),
         "compression_coefficient": compression.coefficient,
         "reconstruction_coefficient": soft.coefficient,
-        "soft_segmentation_loss": float(soft.segmentation.detach()),
-        "soft_regression_loss": float(soft.regression.detach()),
+        "soft_segmentation_loss": float(soft.segmentation.detach()) if soft_gate else math.nan,
+        "soft_regression_loss": float(soft.regression.detach()) if soft_gate else math.nan,
         "hard_segmentation_loss": float(hard_segmentation_loss),
         "hard_regression_loss": float(hard_regression_loss),
         "signal": float(coords.shape[0]),
         "voxels": float(truth.numel()),
     }
     with torch.no_grad():
-        soft_sums = _gate_sums(output.regression, output.segmentation, truth, output.mask.sum())
+        if soft_gate:
+            soft_sums = _gate_sums(output.regression, output.segmentation, truth, output.mask.sum())
+        else:
+            soft_sums = dict.fromkeys(("kept", "true_positive", "predicted", "absolute_error"), math.nan)
         hard_sums = _gate_sums(hard_regression, hard_segmentation, truth, keep.sum())
     values_of_step.update({f"soft_{key}": value for key, value in soft_sums.items()})
     values_of_step.update({f"hard_{key}": value for key, value in hard_sums.items()})

@@ -1,0 +1,75 @@
+"""The gates of the training pass: the published soft gate and the straight-through gate.
+
+Both draw theta ~ U(0, 1) per voxel and compute the soft mask
+``m = sigmoid(alpha (logit p - logit theta))``. With the soft gate (``"soft"``, the published
+objective) the decoders read ``v m``. A voxel that the hard gate of inference drops still passes
+a small non-zero ``v m`` to the decoders, so they can learn to rely on input that inference never
+gives them. With the straight-through gate (``"straight-through"``) the decoders read
+``v (p > theta)``, exactly what inference gives them for the same theta. The backward pass uses
+the soft mask's gradient, because the step function has none:
+``m_st = hard + (m - m.detach())`` (a straight-through estimator).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ..model import BCAEVS
+from ..model.bcaevs import TrainingOutput
+from ..model.gate import soft_mask
+
+SOFT = "soft"
+STRAIGHT_THROUGH = "straight-through"
+#: Gates of the training pass, by their ``TrainConfig.training_gate`` name.
+TRAINING_GATES = (SOFT, STRAIGHT_THROUGH)
+
+
+def straight_through_mask(soft: torch.Tensor) -> torch.Tensor:
+    """Return the hard mask ``soft > 0.5`` (values 0 and 1) with the gradient of ``soft``.
+
+    ``sigmoid(alpha (logit p - logit theta)) > 0.5`` exactly when ``p > theta`` (both clamped
+    to [eps, 1 - eps]), so the forward value is the hard gate of inference.
+    """
+    hard = (soft > 0.5).to(soft.dtype)
+    # The bracket is exactly zero, so the value is exactly 0 or 1 (hard + soft - soft may round).
+    return hard + (soft - soft.detach())
+
+
+class TrainingPass(nn.Module):
+    """The training pass of ``model`` with the gate named by the attribute ``gate``.
+
+    Calling it returns the :class:`~sparsecodec.model.bcaevs.TrainingOutput` of
+    ``model(...)``. With ``gate = "soft"`` it is ``model(...)`` itself. With
+    ``"straight-through"`` the ``mask`` is the straight-through mask, whose values are 0 and 1.
+    ``model`` is a submodule, so DistributedDataParallel can wrap this module, and ``gate`` may
+    change between steps (for a soft-gate warm-up).
+    """
+
+    def __init__(self, model: BCAEVS, gate: str = SOFT) -> None:
+        super().__init__()
+        self.model = model
+        self.gate = check_training_gate(gate)
+
+    def extra_repr(self) -> str:
+        return f"gate={self.gate!r}"
+
+    def forward(self, coords: torch.Tensor, log_adc: torch.Tensor, batch_size: int,
+                generator: torch.Generator | None = None, spatial_shape=None) -> TrainingOutput:
+        """Run the encoder, gate and decode; the arguments are those of ``BCAEVS.forward``."""
+        model = self.model
+        if check_training_gate(self.gate) == SOFT:
+            return model(coords, log_adc, batch_size, generator=generator, spatial_shape=spatial_shape)
+
+        shape = tuple(spatial_shape or model.spatial_shape)
+        encoded = model.encoder(coords, log_adc, batch_size, spatial_shape=shape)
+        mask = straight_through_mask(soft_mask(encoded.probability, model.alpha, model.eps, generator))
+        dense = model.scatter(coords, encoded.value * mask, batch_size, shape)
+        return TrainingOutput(encoded, mask, model.regression(dense)[:, 0], model.segmentation(dense)[:, 0])
+
+
+def check_training_gate(gate: str) -> str:
+    """Return ``gate`` if it names a training gate; raise ValueError otherwise."""
+    if gate not in TRAINING_GATES:
+        raise ValueError(f"training gate must be one of {', '.join(TRAINING_GATES)}, got {gate!r}")
+    return gate
