@@ -30,12 +30,13 @@ SETTINGS = (
     ("--compression-bound", "compression_bound", float, "L",
      "mean importance mu of the signal voxels below which the compression loss is zero (default: 0.1)"),
     ("--focal-gamma", "focal_gamma", float, "G", "focusing parameter of the segmentation focal loss (default: 2)"),
-    ("--training-gate", "training_gate", str, "soft|straight-through",
+    ("--training-gate", "training_gate", str, "soft|straight-through|hard",
      "what the decoders read during training: soft (the default, the published objective) is the encoder's "
      "value v times the soft mask sigmoid(alpha (logit p - logit theta)); straight-through is v times the hard "
-     "gate p > theta that inference applies, with the soft mask's gradient in the backward pass"),
+     "gate p > theta that inference applies, with the soft mask's gradient in the backward pass; hard is the "
+     "same input with no reconstruction gradient to p (only the compression loss trains p)"),
     ("--soft-gate-epochs", "soft_gate_epochs", int, "N",
-     "with --training-gate straight-through, train the first N epochs with the soft gate (default: 0)"),
+     "with --training-gate straight-through or hard, train the first N epochs with the soft gate (default: 0)"),
     ("--batch-norm-recalibration-steps", "batch_norm_recalibration_steps", int, "N",
      "after the last epoch, recompute the decoders' BatchNorm running statistics as the average over N batches "
      "(of --batch-size crops, apart from the training batches) gated with p > theta (default: 0, keep the "
@@ -124,7 +125,7 @@ def run(args) -> int:
         print(f"{'last epoch':<12} {'kept':>8} {'recall':>8} {'precision':>10} {'L1':>8}")
         for gate in ("soft", "hard"):
             if math.isnan(last[f"{gate}_kept_fraction"]):
-                continue  # no soft-gate pass runs with --training-gate straight-through
+                continue  # no soft-gate pass runs with --training-gate straight-through or hard
             print(f"{gate + ' gate':<12} {last[f'{gate}_kept_fraction']:>8.4f} {last[f'{gate}_recall']:>8.4f} "
                   f"{last[f'{gate}_precision']:>10.4f} {last[f'{gate}_l1']:>8.4f}")
     return 0

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .crops import check_crop
-from .gates import SOFT, STRAIGHT_THROUGH, TRAINING_GATES
+from .gates import HARD, SOFT, STRAIGHT_THROUGH, TRAINING_GATES
 
 #: Fresh weights from the run seed with the changes of :mod:`sparsecodec.train.initialization`.
 SCRATCH = "scratch"
@@ -46,9 +46,10 @@ class TrainConfig:
     accumulates gradients in one thread instead of with parallel atomic adds).
 
     ``training_gate`` is what the decoders see during training: ``"soft"`` (the published
-    v x m) or ``"straight-through"`` (v x (p > theta), the input of inference, with the soft
-    mask's gradient; see :mod:`sparsecodec.train.gates`). ``soft_gate_epochs`` is a warm-up for
-    the straight-through gate: the first that many epochs train with the soft gate.
+    v x m), ``"straight-through"`` (v x (p > theta), the input of inference, with the soft
+    mask's gradient) or ``"hard"`` (v x (p > theta) with no reconstruction gradient to p); see
+    :mod:`sparsecodec.train.gates`. ``soft_gate_epochs`` is a warm-up for the other two gates:
+    the first that many epochs train with the soft gate.
     ``batch_norm_recalibration_steps``
     is the number of batches (of ``batch_size`` crops, drawn apart from the training batches)
     on which the decoders' BatchNorm running statistics are recomputed with the hard gate after
@@ -116,7 +117,7 @@ class TrainConfig:
             raise ValueError(f"training_gate must be one of {', '.join(TRAINING_GATES)}, got {self.training_gate!r}")
         if self.soft_gate_epochs and self.training_gate == SOFT:
             raise ValueError(f"soft_gate_epochs = {self.soft_gate_epochs} is a warm-up for training_gate = "
-                             f"{STRAIGHT_THROUGH!r}; set that gate or soft_gate_epochs = 0")
+                             f"{STRAIGHT_THROUGH!r} or {HARD!r}; set one of them or soft_gate_epochs = 0")
         if not isinstance(self.init, str) or not self.init:
             raise ValueError(f"init must be {SCRATCH!r}, {SCRATCH_PLAIN!r} or a model file path, got {self.init!r}")
         if self.init not in (SCRATCH, SCRATCH_PLAIN) and not Path(self.init).is_file():

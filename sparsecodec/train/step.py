@@ -56,8 +56,8 @@ def train_step(model, network, batch: Batch, reconstruction: ReconstructionLoss,
     without gradients. It uses the same thresholds theta as the soft gate and runs before the
     weights change. It keeps BatchNorm in training mode as the BCAE-VS authors' loop does. The
     running statistics thus also see hard-gated inputs, which is what the decoders get at
-    inference. With the straight-through gate the training pass is the hard gate already: its
-    values fill the ``hard_*`` entries, and the ``soft_*`` entries are NaN.
+    inference. With the straight-through or the hard gate the training pass is the hard gate
+    already: its values fill the ``hard_*`` entries, and the ``soft_*`` entries are NaN.
     """
     device = model.regression.head.weight.device
     coords = batch.coords.to(device)
