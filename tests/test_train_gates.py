@@ -122,8 +122,30 @@ def test_training_pass_soft_is_model_call(wedges):
 
 
 def test_training_pass_rejects_unknown_gate():
-    with pytest.raises(ValueError, match="training gate must be one of soft, straight-through, got 'hard'"):
-        TrainingPass(varied_model(), "hard")
+    with pytest.raises(ValueError, match="training gate must be one of soft, straight-through, hard, got 'sharp'"):
+        TrainingPass(varied_model(), "sharp")
+
+
+def test_hard_pass_blocks_gradient_to_probability(wedges):
+    model = varied_model()
+    batch = CropBatches(wedges, 2, (16, 24), seed=1)[0]
+    outputs = {}
+    for gate in ("straight-through", "hard"):
+        outputs[gate] = TrainingPass(model, gate)(batch.coords, batch.log_adc, 2,
+                                                  generator=gate_generator(0, 0, 0, CPU),
+                                                  spatial_shape=batch.spatial_shape)
+
+    # The same decoder input and output; only the gradient path to p differs.
+    assert torch.equal(outputs["hard"].mask, outputs["straight-through"].mask.detach())
+    assert torch.equal(outputs["hard"].regression, outputs["straight-through"].regression)
+    assert not outputs["hard"].mask.requires_grad
+
+    probability_gradients = {}
+    for gate, output in outputs.items():
+        (probability_gradients[gate],) = torch.autograd.grad(output.regression.sum(), output.encoded.probability,
+                                                             allow_unused=True)
+    assert probability_gradients["hard"] is None
+    assert torch.count_nonzero(probability_gradients["straight-through"]) > 0
 
 
 def test_straight_through_step_logs_hard_gate(wedges, tmp_path):
@@ -264,8 +286,8 @@ def test_resume_accepts_checkpoint_without_new_settings(dataset, tmp_path):
 
 
 @pytest.mark.parametrize("setting, value, message", [
-    ("training_gate", "hard", "training_gate must be one of soft, straight-through"),
-    ("soft_gate_epochs", 2, "soft_gate_epochs = 2 is a warm-up for training_gate = 'straight-through'"),
+    ("training_gate", "sharp", "training_gate must be one of soft, straight-through, hard"),
+    ("soft_gate_epochs", 2, "soft_gate_epochs = 2 is a warm-up for training_gate = 'straight-through' or 'hard'"),
     ("soft_gate_epochs", -1, "soft_gate_epochs must be at least 0"),
     ("batch_norm_recalibration_steps", -1, "batch_norm_recalibration_steps must be at least 0"),
     ("batch_norm_recalibration_steps", 1.5, "batch_norm_recalibration_steps must be an int"),
@@ -289,14 +311,14 @@ def test_train_command_straight_through(dataset, tmp_path, capsys):
     assert metadata["training"]["settings"]["batch_norm_recalibration_steps"] == 1
 
     assert main(["-q", "train", "--data", str(dataset), "-o", str(tmp_path / "bad"),
-                 "--training-gate", "hard"]) == 1
-    assert "training_gate must be one of soft, straight-through, got 'hard'" in capsys.readouterr().err
+                 "--training-gate", "sharp"]) == 1
+    assert "training_gate must be one of soft, straight-through, hard, got 'sharp'" in capsys.readouterr().err
 
 
 def test_train_help_describes_gate_options(capsys):
     with pytest.raises(SystemExit):
         main(["train", "--help"])
     text = " ".join(capsys.readouterr().out.split())
-    assert "--training-gate soft|straight-through" in text
+    assert "--training-gate soft|straight-through|hard" in text
     assert "--batch-norm-recalibration-steps N" in text
     assert "p > theta" in text
