@@ -7,6 +7,8 @@ of the coordinates, so no kernel map is reused between rounds.
 
 from __future__ import annotations
 
+import time
+
 import pytest
 import torch
 
@@ -17,20 +19,25 @@ from conftest import record_throughput
 
 TOLERANCE = 1e-5
 MIN_TIME = 0.5
+#: Calls longer than this (seconds) are timed once: their spread is small next to their length,
+#: and three rounds of MinkowskiEngine or torchsparse at 0.3 occupancy and batch 8 would take
+#: minutes.
+SLOW_CALL = 2.0
 
 
 def rounds_for(call, setup) -> int:
-    """Number of rounds that fill about MIN_TIME, from one timed call.
+    """Number of rounds that fill about MIN_TIME, from one timed call; at least 3 unless slow.
 
     That call also warms the backend up (numba compilation, scratch buffers, library caches), so
     the benchmarks below need no separate warm-up round.
     """
-    import time
-
     args, _ = setup()
     start = time.perf_counter()
     call(*args)
-    return max(3, min(100, int(MIN_TIME / max(time.perf_counter() - start, 1e-6))))
+    elapsed = max(time.perf_counter() - start, 1e-6)
+    if elapsed > SLOW_CALL:
+        return 1
+    return max(3, min(100, int(MIN_TIME / elapsed)))
 
 
 def describe(benchmark, backend_name, device, data, batch_size):
