@@ -1,7 +1,7 @@
 """Fixtures and the ratio summary of the encoder benchmarks.
 
-Run ``pytest bench/ --benchmark-only`` for the full sweep (about 13 minutes on 2 CPU cores with all
-five backends, an estimate; see docs/benchmarks.md) or
+Run ``pytest bench/ --benchmark-only`` for the full sweep (13 minutes on 2 CPU cores with all five
+backends) or
 add ``--quick`` for two occupancies at batch 1 (under 2 minutes). Every case checks its output
 against the float64 dense encoder before it is timed.
 """
