@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from sparsecodec.cli import main
-from sparsecodec.data import save_wedge, simulate_wedges, write_manifest
+from sparsecodec.data import simulate_wedges
 from sparsecodec.model import BCAEVS, load_model
 from sparsecodec.model.gate import soft_mask
 from sparsecodec.train import CropBatches, ReconstructionLoss, TrainConfig, focal_loss, regression_loss, train
@@ -21,6 +21,7 @@ from sparsecodec.train.gates import TrainingPass, straight_through_mask
 from sparsecodec.train.loop import MODEL_FILE, build_model, build_optimizers
 from sparsecodec.train.recalibration import batch_norm_layers, recalibrate_batch_norm
 from sparsecodec.train.step import RECALIBRATION_GATE_STREAM, gate_generator, train_step
+from train_data import write_train_dataset
 
 CPU = torch.device("cpu")
 CONTEXT = Distributed(0, 1, CPU, owns_group=False)
@@ -42,12 +43,7 @@ def wedges():
 
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory, wedges):
-    root = tmp_path_factory.mktemp("dataset")
-    paths = [root / f"wedge{index}.npy" for index in range(len(wedges))]
-    for path, adc in zip(paths, wedges):
-        save_wedge(path, adc)
-    write_manifest(root, "train", paths)
-    return root
+    return write_train_dataset(tmp_path_factory.mktemp("dataset"), wedges)
 
 
 def tiny_config(dataset, output, **changes) -> TrainConfig:

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from sparsecodec.cli import main
-from sparsecodec.data import log_adc, save_wedge, simulate_wedges, write_manifest
+from sparsecodec.data import log_adc, simulate_wedges
 from sparsecodec.model import BCAEVS, load_model, save_model, weights_hash
 from sparsecodec.train import CropBatches, ReconstructionLoss, TrainConfig, compression_loss, focal_loss
 from sparsecodec.train import learning_rate_factor, read_config_file, regression_loss, train
@@ -18,6 +18,7 @@ from sparsecodec.train.initialization import REGRESSION_START, SEGMENTATION_PRIO
 from sparsecodec.train.distributed import Distributed
 from sparsecodec.train.loop import LOG_FILE, MODEL_FILE, build_model, build_optimizers
 from sparsecodec.train.step import gate_generator, train_step
+from train_data import write_train_dataset
 
 CPU = torch.device("cpu")
 AUTHORS_CHECKPOINT = (Path(__file__).resolve().parents[1].parent / "shared" / "reference" / "bcae-vs-authors"
@@ -31,12 +32,7 @@ def wedges():
 
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory, wedges):
-    root = tmp_path_factory.mktemp("dataset")
-    paths = [root / f"wedge{index}.npy" for index in range(len(wedges))]
-    for path, adc in zip(paths, wedges):
-        save_wedge(path, adc)
-    write_manifest(root, "train", paths)
-    return root
+    return write_train_dataset(tmp_path_factory.mktemp("dataset"), wedges)
 
 
 def tiny_config(dataset, output, **changes) -> TrainConfig:

@@ -1,0 +1,16 @@
+"""A tiny training dataset in the public layout, shared by the training tests."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sparsecodec.data import save_wedge, write_manifest
+
+
+def write_train_dataset(root: Path, wedges) -> Path:
+    """Write ``wedges`` (raw ADC, (16, 192, 249) each) as the train split of a dataset at ``root``."""
+    paths = [root / f"wedge{index}.npy" for index in range(len(wedges))]
+    for path, adc in zip(paths, wedges):
+        save_wedge(path, adc)
+    write_manifest(root, "train", paths)
+    return root
