@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import NamedTuple
 
 import torch
@@ -133,16 +134,21 @@ class BCAEVS(nn.Module):
         return Decoded(regression, segmentation, reconstruct(regression, segmentation))
 
     def forward(self, coords: torch.Tensor, log_adc: torch.Tensor, batch_size: int | None = None,
-                generator: torch.Generator | None = None, spatial_shape=None) -> TrainingOutput:
+                generator: torch.Generator | None = None, spatial_shape=None,
+                mask_transform: Callable[[torch.Tensor], torch.Tensor] | None = None) -> TrainingOutput:
         """Soft-gated pass for training: the decoders see v x m scattered into the wedge.
 
         ``spatial_shape`` overrides the decoders' grid, for training on crops of a wedge; the
-        encoder's kernel maps are built on that grid too.
+        encoder's kernel maps are built on that grid too. ``mask_transform``, when given, maps
+        the soft mask m to the mask that multiplies v and is returned (the straight-through and
+        hard gates of :mod:`sparsecodec.train.gates`).
         """
         if batch_size is None:
             batch_size = int(coords[:, 0].max()) + 1 if coords.shape[0] else 0
         shape = tuple(spatial_shape or self.spatial_shape)
         encoded = self.encoder(coords, log_adc, batch_size, spatial_shape=shape)
         mask = soft_mask(encoded.probability, self.alpha, self.eps, generator)
+        if mask_transform is not None:
+            mask = mask_transform(mask)
         dense = self.scatter(coords, encoded.value * mask, batch_size, shape)
         return TrainingOutput(encoded, mask, self.regression(dense)[:, 0], self.segmentation(dense)[:, 0])

@@ -24,7 +24,6 @@ from torch import nn
 
 from ..model import BCAEVS
 from ..model.bcaevs import TrainingOutput
-from ..model.gate import soft_mask
 
 SOFT = "soft"
 STRAIGHT_THROUGH = "straight-through"
@@ -42,6 +41,15 @@ def straight_through_mask(soft: torch.Tensor) -> torch.Tensor:
     hard = (soft > 0.5).to(soft.dtype)
     # The bracket is exactly zero, so the value is exactly 0 or 1 (hard + soft - soft may round).
     return hard + (soft - soft.detach())
+
+
+def hard_mask(soft: torch.Tensor) -> torch.Tensor:
+    """Return the hard mask ``soft > 0.5`` (values 0 and 1) without gradient."""
+    return (soft.detach() > 0.5).to(soft.dtype)
+
+
+#: What each training gate does to the soft mask before the decoders see it (None: nothing).
+MASK_TRANSFORMS = {SOFT: None, STRAIGHT_THROUGH: straight_through_mask, HARD: hard_mask}
 
 
 class TrainingPass(nn.Module):
@@ -66,16 +74,9 @@ class TrainingPass(nn.Module):
     def forward(self, coords: torch.Tensor, log_adc: torch.Tensor, batch_size: int,
                 generator: torch.Generator | None = None, spatial_shape=None) -> TrainingOutput:
         """Run the encoder, gate and decode; the arguments are those of ``BCAEVS.forward``."""
-        model = self.model
-        if check_training_gate(self.gate) == SOFT:
-            return model(coords, log_adc, batch_size, generator=generator, spatial_shape=spatial_shape)
-
-        shape = tuple(spatial_shape or model.spatial_shape)
-        encoded = model.encoder(coords, log_adc, batch_size, spatial_shape=shape)
-        soft = soft_mask(encoded.probability, model.alpha, model.eps, generator)
-        mask = straight_through_mask(soft) if self.gate == STRAIGHT_THROUGH else (soft.detach() > 0.5).to(soft.dtype)
-        dense = model.scatter(coords, encoded.value * mask, batch_size, shape)
-        return TrainingOutput(encoded, mask, model.regression(dense)[:, 0], model.segmentation(dense)[:, 0])
+        transform = MASK_TRANSFORMS[check_training_gate(self.gate)]
+        return self.model(coords, log_adc, batch_size, generator=generator, spatial_shape=spatial_shape,
+                          mask_transform=transform)
 
 
 def check_training_gate(gate: str) -> str:
