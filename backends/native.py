@@ -94,9 +94,9 @@ class NativeBackend(SparseConvBackend):
         """
         from ..kernels.stencil_codegen import STACK_MAX_CHANNELS
 
-        # NOTE: at occupancy 1e-3 the stencil takes about 0.08 ms of a 0.4 to 0.6 ms encoder call;
-        # the rest is per-call Python and torch work (checks, caches, gate), which limits native
-        # to about 4x the fastest other library there (docs/benchmarks.md).
+        # NOTE: at occupancy 1e-3 the stencil takes about 0.08 ms of a 0.4 to 0.6 ms encoder call.
+        # Per-call Python and torch work (checks, caches, gate) takes the rest, so native is only
+        # about 4x the fastest other library there (docs/benchmarks.md).
         fusable = (
             len(kernel_maps) > 0
             and len(kernel_maps) == len(weights) == len(activations)

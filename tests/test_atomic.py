@@ -36,10 +36,10 @@ def test_failed_replace_keeps_the_old_file(tmp_path, monkeypatch):
     target = tmp_path / "file.bin"
     target.write_bytes(b"old")
 
-    def refuse(source, destination):
+    def fail_replace(source, destination):
         raise OSError("disk full")
 
-    monkeypatch.setattr(atomic.os, "replace", refuse)
+    monkeypatch.setattr(atomic.os, "replace", fail_replace)
     with pytest.raises(OSError, match="disk full"):
         atomic.write_atomic(target, b"new")
 

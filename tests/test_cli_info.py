@@ -78,7 +78,8 @@ def test_info_skip_damaged_lists_the_intact_records(sample, capsys):
     assert "format version 1, damaged" in out
     assert "wedges:        2, 2 of 7 signal voxels kept" in out
     damaged = [line for line in out.splitlines() if line.startswith("damaged:")]
-    assert len(damaged) == 1 and "record 2" in damaged[0]
+    assert len(damaged) == 1
+    assert "record 2" in damaged[0]
 
     assert main(["-q", "info", str(sample), "--skip-damaged", "--json"]) == 3
     report = json.loads(capsys.readouterr().out)

@@ -17,9 +17,9 @@ from .timing import time_encoder
 log = logging.getLogger(__name__)
 
 #: Largest max abs difference of p or v from the float64 dense encoder accepted per dtype. For
-#: half precision this only catches wrong results: rounding log ADC values of 8 to 10 to the
-#: dtype alone moves them by up to 2**-5 (bfloat16) or 2**-8 (float16), and five layers amplify
-#: that (some libraries also accumulate in half precision), so the errors are reported as measured.
+#: half precision the bound only catches wrong results. Rounding log ADC values of 8 to 10 to
+#: the dtype alone moves them by up to 2**-5 (bfloat16) or 2**-8 (float16). Five layers amplify
+#: that, and some libraries also accumulate in half precision, so the report lists the errors.
 TOLERANCE = {torch.float32: 1e-5, torch.float64: 1e-10, torch.bfloat16: 0.15, torch.float16: 0.05}
 
 
