@@ -223,6 +223,33 @@ class SparseConvBackend(ABC):
             hidden = self.conv(hidden, kernel_map, weight, bias, activation)
         return hidden
 
+    def submanifold_stack(
+        self,
+        coords: torch.Tensor,
+        spatial_shape,
+        features: torch.Tensor,
+        weights: Sequence[torch.Tensor],
+        geometries: Sequence[tuple[int, int]],
+        activations: Sequence[str | None],
+        batch_size: int | None = None,
+        biases: Sequence[torch.Tensor | None] | None = None,
+    ) -> torch.Tensor:
+        """Apply several submanifold convolutions over one coordinate set, from coordinates to output.
+
+        Layer l has kernel size and dilation ``geometries[l]``; the rest is as in
+        :meth:`conv_stack`. This implementation builds one kernel map per geometry (layers that
+        share one share the map, and the maps are cached as in :meth:`build_kernel_map`) and
+        calls :meth:`conv_stack`. A backend may go from coordinates to output in one step.
+        """
+        if len(geometries) != len(weights):
+            raise ValueError(f"submanifold_stack needs one (kernel_size, dilation) per weight, got "
+                             f"{len(geometries)} for {len(weights)} weights")
+        maps: dict = {}
+        for geometry in geometries:
+            if geometry not in maps:
+                maps[geometry] = self.build_kernel_map(coords, spatial_shape, *geometry, batch_size=batch_size)
+        return self.conv_stack(features, [maps[geometry] for geometry in geometries], weights, activations, biases)
+
     def _conv_fused(self, features, kernel_map: KernelMap, weight, activation: str) -> torch.Tensor:
         """Convolve and apply ``activation`` in one kernel; only for :attr:`fused_activations`."""
         raise NotImplementedError(f"backend {self.name!r} fuses no activation")

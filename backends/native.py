@@ -17,13 +17,14 @@ from ..kernels import (
     capabilities,
     find_duplicate,
     grid_positions,
+    offset_deltas,
     offset_major_to_canonical,
     padding_for,
 )
 from ..kernels.gather_conv import gather_conv
-from .base import KernelMap, SparseConvBackend
+from .base import ACTIVATIONS, KernelMap, SparseConvBackend
 from .cache import TensorKeyedCache
-from .validation import raise_duplicate
+from .validation import check_features, check_kernel_geometry, check_spatial_shape, check_weight, raise_duplicate
 
 
 def probe() -> str:
@@ -47,10 +48,12 @@ class NativeBackend(SparseConvBackend):
     def __init__(self) -> None:
         super().__init__()
         self._positions = TensorKeyedCache()
+        self._plans: dict = {}
 
     def clear_cache(self) -> None:
         super().clear_cache()
         self._positions.clear()
+        self._plans.clear()
 
     def _build(self, coords, spatial_shape, batch_size, kernel_size, dilation):
         use_numba = capabilities.numba_enabled()
@@ -92,41 +95,108 @@ class NativeBackend(SparseConvBackend):
         and maps that share one coordinate set and padding, which every BCAE-VS encoder layer
         does. Otherwise the layers run one :meth:`conv` at a time.
         """
-        from ..kernels.stencil_codegen import STACK_MAX_CHANNELS
-
-        # NOTE: at occupancy 1e-3 the stencil takes about 0.08 ms of a 0.4 to 0.6 ms encoder call.
-        # Per-call Python and torch work (checks, caches, gate) takes the rest, so native is only
-        # about 4x the fastest other library there (docs/benchmarks.md).
-        fusable = (
-            len(kernel_maps) > 0
-            and len(kernel_maps) == len(weights) == len(activations)
-            and (biases is None or all(bias is None for bias in biases))
-            and all(isinstance(kernel_map, KernelMap) and kernel_map.backend == self.name for kernel_map in kernel_maps)
-            and all(kernel_map.data is not None and kernel_map.data.flat is kernel_maps[0].data.flat
+        first = kernel_maps[0] if len(kernel_maps) > 0 else None
+        shared = (
+            isinstance(first, KernelMap) and first.data is not None and len(kernel_maps) == len(weights)
+            and all(isinstance(kernel_map, KernelMap) and kernel_map.backend == self.name
+                    and kernel_map.data is not None and kernel_map.data.flat is first.data.flat
                     for kernel_map in kernel_maps)
-            and all(isinstance(weight, torch.Tensor) and weight.dim() == 5
-                    and max(weight.shape[:2]) <= STACK_MAX_CHANNELS for weight in weights)
-            and self._use_numba(features, weights[0])
-            and not any(weight.requires_grad and torch.is_grad_enabled() for weight in weights)
         )
-        if not fusable:
+        plan = None
+        if shared:
+            geometries = [(kernel_map.kernel_size, kernel_map.dilation) for kernel_map in kernel_maps]
+            plan = self._stack_plan(features, weights, geometries, activations, biases, first.spatial_shape)
+        if plan is None:
             return super().conv_stack(features, kernel_maps, weights, activations, biases)
 
-        from ..kernels.cpu_numba import stencil_stack
+        from ..kernels.cpu_numba import run_stack_plan
 
-        channels = None
-        for kernel_map, weight, activation in zip(kernel_maps, weights, activations):
-            self._check_layer(features, kernel_map, weight, None, activation, channels)
+        check_features(features, first.num_rows, first.device)
+        return run_stack_plan(plan, features.contiguous(), first.data.flat, first.data.grid_size)
+
+    def submanifold_stack(self, coords, spatial_shape, features, weights, geometries, activations,
+                          batch_size=None, biases=None) -> torch.Tensor:
+        """Compute the stack from coordinates to output in one step when the numba stack applies.
+
+        The conditions are those of :meth:`conv_stack`. One pass range-checks the coordinates,
+        places them in the padded grid and finds duplicates, and no kernel map object is formed.
+        On sparse wedges, building four cached maps costs almost as much as the convolutions.
+        Bad input falls back to the general path, which raises the usual errors.
+        """
+        plan = None
+        if (isinstance(coords, torch.Tensor) and coords.dtype == torch.int32 and coords.dim() == 2
+                and coords.shape[0] > 0 and coords.shape[1] == 4 and coords.device.type == "cpu"
+                and coords.is_contiguous() and len(geometries) == len(weights)
+                and (batch_size is None or (type(batch_size) is int and batch_size > 0))):
+            shape = check_spatial_shape(spatial_shape)
+            plan = self._stack_plan(features, weights, list(geometries), activations, biases, shape)
+        if plan is None:
+            return super().submanifold_stack(coords, spatial_shape, features, weights, geometries, activations,
+                                             batch_size, biases)
+
+        from ..kernels.cpu_numba import checked_positions, find_duplicate, run_stack_plan
+
+        flat, batches = checked_positions(coords, plan.padded_shape, plan.pad, batch_size)
+        if flat is None:
+            # Out of range or a bad batch index: the general path names the offending value.
+            return super().submanifold_stack(coords, spatial_shape, features, weights, geometries, activations,
+                                             batch_size, biases)
+        grid_size = batches * plan.padded_shape[0] * plan.padded_shape[1] * plan.padded_shape[2]
+        duplicate = find_duplicate(flat, grid_size)
+        if duplicate is not None:
+            raise_duplicate(coords, *duplicate)
+        check_features(features, coords.shape[0], coords.device)
+        return run_stack_plan(plan, features.contiguous(), flat, grid_size)
+
+    def _stack_plan(self, features, weights, geometries, activations, biases, spatial_shape):
+        """Return the numba plan of a fusable stack, or None. Weights are checked once per plan."""
+        from ..kernels.stencil_codegen import STACK_MAX_CHANNELS
+
+        fusable = (
+            len(weights) > 0
+            and len(geometries) == len(weights) == len(activations)
+            and (biases is None or all(bias is None for bias in biases))
+            and all(isinstance(weight, torch.Tensor) and weight.dim() == 5
+                    and max(weight.shape[:2]) <= STACK_MAX_CHANNELS for weight in weights)
+            and isinstance(features, torch.Tensor) and features.dim() == 2
+            and self._use_numba(features, weights[0])
+            and not (torch.is_grad_enabled() and any(weight.requires_grad for weight in weights))
+        )
+        if not fusable:
+            return None
+        key = (tuple((id(weight), weight._version) for weight in weights), tuple(activations), tuple(geometries),
+               tuple(spatial_shape), features.dtype, features.shape[1])
+        plan = self._plans.get(key)
+        if plan is not None and all(held() is weight for held, weight in zip(plan.weights, weights)):
+            return plan
+
+        from ..kernels.cpu_numba import StackPlan
+
+        geometries = [check_kernel_geometry(*geometry) for geometry in geometries]
+        pads = {padding_for(*geometry) for geometry in geometries}
+        if len(pads) != 1 or any(activation not in ACTIVATIONS for activation in activations):
+            return None
+        pad = pads.pop()
+        padded = tuple(size + 2 * pad for size in spatial_shape)
+        channels = features.shape[1]
+        for weight, (kernel_size, _) in zip(weights, geometries):
+            check_weight(weight, None, channels, kernel_size, features)
             channels = weight.shape[0]
-        padded_grid = kernel_maps[0].data
-        return stencil_stack(
-            features.contiguous(),
-            padded_grid.flat,
-            [kernel_map.data.deltas for kernel_map in kernel_maps],
+        halo = sum(dilation * (kernel_size // 2) for kernel_size, dilation in geometries)
+        plan = StackPlan.build(
+            [offset_deltas(kernel_size, dilation, padded) for kernel_size, dilation in geometries],
             [self._converted(weight) for weight in weights],
             list(activations),
-            padded_grid.grid_size,
+            features.shape[1],
+            time_axis=(padded[2], pad, spatial_shape[2], halo),
+            weights_of=weights,
+            padded_shape=padded,
+            pad=pad,
         )
+        if len(self._plans) >= 64:
+            self._plans.clear()
+        self._plans[key] = plan
+        return plan
 
     def _conv_fused(self, features, kernel_map: KernelMap, weight, activation: str) -> torch.Tensor:
         padded_grid = kernel_map.data

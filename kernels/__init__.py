@@ -6,7 +6,7 @@ CPU) or as a torch gather and matmul over a neighbour table (:mod:`.gather_conv`
 CUDA, half precision). numba is imported only when its kernels are first used.
 """
 
-from .grid import PaddedGrid, build_padded_grid, find_duplicate, grid_positions, padding_for
+from .grid import PaddedGrid, build_padded_grid, find_duplicate, grid_positions, offset_deltas, padding_for
 from .offsets import canonical_to_offset_major, kernel_offsets, offset_major_to_canonical
 
 __all__ = [
@@ -16,6 +16,7 @@ __all__ = [
     "find_duplicate",
     "grid_positions",
     "kernel_offsets",
+    "offset_deltas",
     "offset_major_to_canonical",
     "padding_for",
 ]

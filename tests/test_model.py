@@ -106,9 +106,25 @@ def test_encoder_shares_map_per_dilation(monkeypatch):
 
     monkeypatch.setattr(native, "build_kernel_map", counting)
     coords = track_like(5, seed=5)
-    with torch.no_grad():
-        BCAEVSEncoder(backend="native")(coords, log_adc_for(coords))
+    # With autograd the native backend builds kernel maps; without it, see the next test.
+    BCAEVSEncoder(backend="native")(coords, log_adc_for(coords))
     assert sorted(built) == [(1, 1), (3, 1), (3, 2), (3, 4)]
+
+
+def test_native_inference_builds_no_map(monkeypatch):
+    native = backends.get("native")
+    coords = track_like(5, seed=5)
+    values = log_adc_for(coords)
+    encoder = BCAEVSEncoder(backend="native")
+    with torch.no_grad():
+        with_maps = torch.stack(encoder(coords, values, backend="dense"), 1)
+
+        def fail(*args, **kwargs):
+            raise AssertionError("the fused native path built a kernel map")
+
+        monkeypatch.setattr(native, "build_kernel_map", fail)
+        fused = torch.stack(encoder(coords, values), 1)
+    torch.testing.assert_close(fused, with_maps)
 
 
 def test_encoder_rejects_bad_values():
@@ -182,6 +198,9 @@ def test_random_gate_independent_of_batching():
     second_alone = hard_gate(p[1000:], torch.zeros(1000, dtype=torch.long), GateConfig("random", seed=5), VOLUME,
                              first_wedge=1)
     assert torch.equal(whole[1000:], second_alone)
+    # A single wedge takes a shorter path in hard_gate; it must draw the same thresholds.
+    first_alone = hard_gate(p[:1000], torch.zeros(1000, dtype=torch.long), GateConfig("random", seed=5), VOLUME, 1)
+    assert torch.equal(whole[:1000], first_alone)
 
 
 def test_fixed_gate_monotonic_in_threshold():

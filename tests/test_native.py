@@ -139,7 +139,7 @@ def test_fused_stack_matches_layer_by_layer(native, monkeypatch, occupancy):
     from sparsecodec.kernels import cpu_numba
 
     calls = []
-    monkeypatch.setattr(cpu_numba, "stencil_stack", lambda *a, _f=cpu_numba.stencil_stack: calls.append(1) or _f(*a))
+    monkeypatch.setattr(cpu_numba, "run_stack_plan", lambda *a, _f=cpu_numba.run_stack_plan: calls.append(1) or _f(*a))
     coords = at_occupancy(occupancy, seed=9)
     generator = torch.Generator().manual_seed(6)
     features = torch.rand(coords.shape[0], 1, generator=generator)
@@ -157,3 +157,103 @@ def test_fused_stack_matches_layer_by_layer(native, monkeypatch, occupancy):
     for (name, _), array in cpu_numba._scratch.pool.items():
         expected = -1 if name == "owners" else 0
         assert (array == expected).all(), f"scratch array {name!r} not restored after the stack"
+
+
+ENCODER_GEOMETRIES = [(3, 1), (3, 2), (3, 4), (3, 2), (1, 1)]
+ENCODER_ACTIVATIONS = ["relu", "relu", "relu", "relu", "sigmoid"]
+
+
+def encoder_weights(seed: int) -> list[torch.Tensor]:
+    generator = torch.Generator().manual_seed(seed)
+    channels = [1, 2, 2, 2, 2, 2]
+    return [torch.randn(channels[layer + 1], channels[layer], k, k, k, generator=generator)
+            for layer, (k, _) in enumerate(ENCODER_GEOMETRIES)]
+
+
+def stack_through_maps(native, coords, features, weights, batch_size=None):
+    maps = [native.build_kernel_map(coords, WEDGE_SHAPE, k, d, batch_size=batch_size) for k, d in ENCODER_GEOMETRIES]
+    hidden = features
+    for kernel_map, weight, activation in zip(maps, weights, ENCODER_ACTIVATIONS):
+        hidden = native.conv(hidden, kernel_map, weight, activation=activation)
+    return hidden
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("occupancy,batch", [(1e-3, 1), (0.01, 1), (0.02, 2), (0.12, 1)],
+                         ids=["serial", "slabs", "slabs_batch2", "chunks"])
+def test_stack_matches_layer_by_layer(native, monkeypatch, threads, occupancy, batch):
+    # 0.01 and 0.02 occupancy fall in the time-slab range of cpu_numba, 0.12 in the chunked one.
+    from sparsecodec.kernels import cpu_numba
+
+    monkeypatch.setattr(capabilities, "FORCE_TORCH_PATH", False)
+    coords = torch.cat([at_occupancy(occupancy, batch=item, seed=11 + item) for item in range(batch)])
+    features = torch.rand(coords.shape[0], 1, generator=torch.Generator().manual_seed(12))
+    weights = encoder_weights(13)
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        fused = native.submanifold_stack(coords, WEDGE_SHAPE, features, weights, ENCODER_GEOMETRIES,
+                                         ENCODER_ACTIVATIONS, batch_size=batch)
+        again = native.submanifold_stack(coords, WEDGE_SHAPE, features, weights, ENCODER_GEOMETRIES,
+                                         ENCODER_ACTIVATIONS)
+        slabs = cpu_numba._slab_count(threads, coords.shape[0], (257, 4, 249, 9))
+    finally:
+        torch.set_num_threads(previous)
+    expect_slabs = threads > 1 and occupancy in (0.01, 0.02)
+    assert (slabs > 1) == expect_slabs
+    reference = stack_through_maps(native, coords, features, weights)
+    torch.testing.assert_close(fused, reference)
+    assert torch.equal(fused, again)
+    for pool in cpu_numba._all_scratch_pools():
+        for (name, _), array in pool.items():
+            expected = -1 if name == "owners" else 0
+            assert (array == expected).all(), f"scratch array {name!r} not restored after the stack"
+
+
+def test_slabs_bit_identical_to_one_thread(native, monkeypatch):
+    monkeypatch.setattr(capabilities, "FORCE_TORCH_PATH", False)
+    coords = track_like(300, seed=14)
+    features = torch.rand(coords.shape[0], 1, generator=torch.Generator().manual_seed(15))
+    weights = encoder_weights(16)
+    outputs = []
+    previous = torch.get_num_threads()
+    try:
+        for threads in (1, 2, 3):
+            torch.set_num_threads(threads)
+            outputs.append(native.submanifold_stack(coords, WEDGE_SHAPE, features, weights, ENCODER_GEOMETRIES,
+                                                    ENCODER_ACTIVATIONS))
+    finally:
+        torch.set_num_threads(previous)
+    assert coords.shape[0] >= 4096
+    assert torch.equal(outputs[0], outputs[1])
+    assert torch.equal(outputs[0], outputs[2])
+
+
+@pytest.mark.parametrize("change,message", [
+    (lambda c: c.__setitem__((5, 1), 16), r"coordinate 16 on spatial axis 0"),
+    (lambda c: c.__setitem__((5, 3), -1), r"coordinate -1 on spatial axis 2"),
+    (lambda c: c.__setitem__((5, 0), -2), r"negative batch index -2"),
+    (lambda c: c.__setitem__((5, 0), 1), r"batch index 1 but batch_size is 1"),
+    (lambda c: c.__setitem__(7, c[3].clone()), r"duplicate coordinate .* at rows 3 and 7"),
+], ids=["layer", "time", "negative_batch", "batch_size", "duplicate"])
+def test_stack_rejects_bad_coordinates(native, monkeypatch, change, message):
+    monkeypatch.setattr(capabilities, "FORCE_TORCH_PATH", False)
+    coords = track_like(5, seed=17)
+    change(coords)
+    features = torch.rand(coords.shape[0], 1)
+    with pytest.raises(ValueError, match=message):
+        native.submanifold_stack(coords, WEDGE_SHAPE, features, encoder_weights(18), ENCODER_GEOMETRIES,
+                                 ENCODER_ACTIVATIONS, batch_size=1)
+
+
+def test_stack_plan_follows_weight_edits(native, monkeypatch):
+    monkeypatch.setattr(capabilities, "FORCE_TORCH_PATH", False)
+    coords = track_like(5, seed=19)
+    features = torch.rand(coords.shape[0], 1)
+    weights = encoder_weights(20)
+    before = native.submanifold_stack(coords, WEDGE_SHAPE, features, weights, ENCODER_GEOMETRIES, ENCODER_ACTIVATIONS)
+    with torch.no_grad():
+        weights[2].mul_(-1.0)
+    after = native.submanifold_stack(coords, WEDGE_SHAPE, features, weights, ENCODER_GEOMETRIES, ENCODER_ACTIVATIONS)
+    assert not torch.equal(before, after)
+    torch.testing.assert_close(after, stack_through_maps(native, coords, features, weights))

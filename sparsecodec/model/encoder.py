@@ -75,22 +75,19 @@ class BCAEVSEncoder(nn.Module):
             raise ValueError("log_adc contains NaN")
         features = log_adc.to(weight.dtype)
 
-        # One kernel map per (kernel size, dilation): layers 2 and 4 share the dilation-2 map.
-        shape = tuple(spatial_shape or self.spatial_shape)
-        maps = {}
-        for conv in self.convs:
-            key = (conv.kernel_size, conv.dilation)
-            if key not in maps:
-                maps[key] = chosen.build_kernel_map(coords, shape, *key, batch_size=batch_size)
-
-        # One call for the whole stack lets a backend run the layers back to back (native fuses
-        # them); the result is the same as calling each SubmanifoldConv3d in turn.
-        last = len(self.convs) - 1
-        hidden = chosen.conv_stack(
+        # One call for the whole stack: the backend builds one kernel map per (kernel size,
+        # dilation), so layers 2 and 4 share the dilation-2 map, and may run the layers back to
+        # back (native fuses them). The result is the same as calling each SubmanifoldConv3d.
+        convs = list(self.convs)
+        last = len(convs) - 1
+        hidden = chosen.submanifold_stack(
+            coords,
+            tuple(spatial_shape or self.spatial_shape),
             features,
-            [maps[(conv.kernel_size, conv.dilation)] for conv in self.convs],
-            [conv.weight for conv in self.convs],
-            ["relu" if index < last else "sigmoid" for index in range(len(self.convs))],
-            [conv.bias for conv in self.convs],
+            [conv.weight for conv in convs],
+            [(conv.kernel_size, conv.dilation) for conv in convs],
+            ["relu" if index < last else "sigmoid" for index in range(len(convs))],
+            batch_size=batch_size,
+            biases=[conv.bias for conv in convs],
         )
         return EncoderOutput(hidden[:, 0], hidden[:, 1])
