@@ -19,6 +19,7 @@ the CPU in row order, so the same seed keeps the same voxels on every device.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -78,6 +79,7 @@ def soft_mask(probability: torch.Tensor, alpha: float = 4.0, eps: float = 1e-6,
     return torch.sigmoid(alpha * (logit(probability, eps) - logit(theta, eps)))
 
 
+@functools.lru_cache(maxsize=4096)
 def wedge_seed(seed: int, wedge_index: int) -> int:
     """Derive the seed of one wedge's random thresholds from the run seed and the wedge index."""
     state = np.random.SeedSequence([seed, wedge_index]).generate_state(2, dtype=np.uint32)
@@ -121,6 +123,12 @@ def hard_gate(probability: torch.Tensor, batch_index: torch.Tensor, config: Gate
 
     if batch_size is None:
         batch_size = int(batch_index.max()) + 1 if batch_index.numel() else 0
+    if config.mode == "random" and batch_size == 1 and not batch_index.any():
+        # The loop below for one wedge that contains every row, without its row selection,
+        # which costs more than the draw itself on a sparse wedge.
+        generator = torch.Generator().manual_seed(wedge_seed(config.seed, first_wedge))
+        theta = torch.rand(probability.shape[0], generator=generator, dtype=torch.float64).to(probability.device)
+        return probability.double() > theta
     keep = torch.zeros(probability.shape, dtype=torch.bool, device=probability.device)
     for item in range(batch_size):
         rows = (batch_index == item).nonzero()[:, 0]
