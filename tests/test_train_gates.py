@@ -287,6 +287,8 @@ def test_resume_accepts_checkpoint_without_new_settings(dataset, tmp_path):
     ("soft_gate_epochs", -1, "soft_gate_epochs must be at least 0"),
     ("batch_norm_recalibration_steps", -1, "batch_norm_recalibration_steps must be at least 0"),
     ("batch_norm_recalibration_steps", 1.5, "batch_norm_recalibration_steps must be an int"),
+    ("gate_alpha", 0.0, "gate_alpha must be positive, got 0.0"),
+    ("gate_alpha", float("inf"), "gate_alpha must be a finite number"),
 ])
 def test_config_rejects_bad_gate_settings(dataset, tmp_path, setting, value, message):
     with pytest.raises((ValueError, TypeError), match=message):
@@ -318,3 +320,26 @@ def test_train_help_describes_gate_options(capsys):
     assert "--training-gate soft|straight-through|hard" in text
     assert "--batch-norm-recalibration-steps N" in text
     assert "p > theta" in text
+
+
+def test_gate_alpha_sets_mask_slope(dataset, tmp_path, capsys):
+    model = build_model(tiny_config(dataset, tmp_path, gate_alpha=12.0, init="scratch-plain"))
+    assert model.alpha == 12.0
+    coords = torch.tensor([[0, 1, 2, 3], [0, 1, 2, 4]], dtype=torch.int32)
+    values = torch.tensor([7.0, 8.0])
+    with torch.no_grad():
+        probability = model.encoder(coords, values, 1).probability
+        output = model(coords, values, 1, generator=torch.Generator().manual_seed(1))
+    expected = soft_mask(probability, 12.0, model.eps, torch.Generator().manual_seed(1))
+    torch.testing.assert_close(output.mask, expected)
+
+    output_folder = tmp_path / "alpha"
+    assert main(["train", "--data", str(dataset), "-o", str(output_folder), "--epochs", "1", "--steps-per-epoch", "1",
+                 "--batch-size", "1", "--crop", "16", "24", "--gate-alpha", "12", "--no-progress"]) == 0
+    capsys.readouterr()
+    loaded, _, metadata = load_model(output_folder / MODEL_FILE)
+    assert metadata["training"]["settings"]["gate_alpha"] == 12.0
+    assert loaded.alpha == 12.0
+    rows = (output_folder / "train_log.csv").read_text().splitlines()
+    above_half = float(rows[1].split(",")[rows[0].split(",").index("importance_above_half")])
+    assert 0.0 <= above_half <= 1.0

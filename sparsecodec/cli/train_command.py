@@ -35,6 +35,9 @@ SETTINGS = (
      "value v times the soft mask sigmoid(alpha (logit p - logit theta)); straight-through is v times the hard "
      "gate p > theta that inference applies, with the soft mask's gradient in the backward pass; hard is the "
      "same input with no reconstruction gradient to p (only the compression loss trains p)"),
+    ("--gate-alpha", "gate_alpha", float, "A",
+     "slope alpha of the soft mask sigmoid(alpha (logit p - logit theta)); larger values bring the soft mask "
+     "closer to the hard gate p > theta of inference (default: 4, the published value)"),
     ("--soft-gate-epochs", "soft_gate_epochs", int, "N",
      "with --training-gate straight-through or hard, train the first N epochs with the soft gate (default: 0)"),
     ("--batch-norm-recalibration-steps", "batch_norm_recalibration_steps", int, "N",

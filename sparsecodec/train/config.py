@@ -49,7 +49,9 @@ class TrainConfig:
     v x m), ``"straight-through"`` (v x (p > theta), the input of inference, with the soft
     mask's gradient) or ``"hard"`` (v x (p > theta) with no reconstruction gradient to p); see
     :mod:`sparsecodec.train.gates`. ``soft_gate_epochs`` is a warm-up for the other two gates:
-    the first that many epochs train with the soft gate.
+    the first that many epochs train with the soft gate. ``gate_alpha`` is the slope alpha of
+    the soft mask sigmoid(alpha (logit p - logit theta)); the published value is 4, and a larger
+    one makes the soft mask closer to the hard gate of inference.
     ``batch_norm_recalibration_steps``
     is the number of batches (of ``batch_size`` crops, drawn apart from the training batches)
     on which the decoders' BatchNorm running statistics are recomputed with the hard gate after
@@ -87,6 +89,7 @@ class TrainConfig:
     training_gate: str = SOFT
     soft_gate_epochs: int = 0
     batch_norm_recalibration_steps: int = 0
+    gate_alpha: float = 4.0
 
     def __post_init__(self) -> None:
         if self.crop is not None:
@@ -105,7 +108,7 @@ class TrainConfig:
             _check_int(name, getattr(self, name), minimum=0)
         if self.threads is not None:
             _check_int("threads", self.threads, minimum=1)
-        for name in ("learning_rate", "lr_gamma"):
+        for name in ("learning_rate", "lr_gamma", "gate_alpha"):
             _check_float(name, getattr(self, name), positive=True)
         if self.decoder_learning_rate is not None:
             _check_float("decoder_learning_rate", self.decoder_learning_rate, positive=True)

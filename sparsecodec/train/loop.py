@@ -67,6 +67,9 @@ def build_model(config: TrainConfig) -> BCAEVS:
     else:
         model, name, _ = load_model(config.init, backend=config.backend)
         log.info("starting from %s (%s)", config.init, name)
+    # The slope only shapes training, and a model file records it with the rest of its configuration.
+    model.alpha = config.gate_alpha
+    model.config["alpha"] = config.gate_alpha
     return model.train()
 
 
