@@ -68,6 +68,9 @@ CHUNKS_PER_THREAD = 8
 #: chunks, because each slab's halo is extra work.
 SLAB_MIN_ROWS = 4096
 SLAB_MAX_ROWS = 65536
+# NOTE: torch's OpenMP threads spin for a few milliseconds after a parallel torch operation. On 2
+# cores the second slab then waits for a free core, and the slabs run one after the other
+# unless OMP_WAIT_POLICY=PASSIVE is set (docs/benchmarks.md).
 
 _pool: ThreadPoolExecutor | None = None
 _pool_lock = threading.Lock()
