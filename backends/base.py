@@ -244,6 +244,7 @@ class SparseConvBackend(ABC):
         if len(geometries) != len(weights):
             raise ValueError(f"submanifold_stack needs one (kernel_size, dilation) per weight, got "
                              f"{len(geometries)} for {len(weights)} weights")
+        geometries = [check_kernel_geometry(*geometry) for geometry in geometries]
         maps: dict = {}
         for geometry in geometries:
             if geometry not in maps:

@@ -129,7 +129,8 @@ class NativeBackend(SparseConvBackend):
                 and coords.is_contiguous() and len(geometries) == len(weights)
                 and (batch_size is None or (type(batch_size) is int and batch_size > 0))):
             shape = check_spatial_shape(spatial_shape)
-            plan = self._stack_plan(features, weights, list(geometries), activations, biases, shape)
+            plan = self._stack_plan(features, weights, [tuple(geometry) for geometry in geometries], activations,
+                                    biases, shape)
         if plan is None:
             return super().submanifold_stack(coords, spatial_shape, features, weights, geometries, activations,
                                              batch_size, biases)

@@ -257,3 +257,18 @@ def test_stack_plan_follows_weight_edits(native, monkeypatch):
     after = native.submanifold_stack(coords, WEDGE_SHAPE, features, weights, ENCODER_GEOMETRIES, ENCODER_ACTIVATIONS)
     assert not torch.equal(before, after)
     torch.testing.assert_close(after, stack_through_maps(native, coords, features, weights))
+
+
+def test_stack_accepts_geometry_lists(native, monkeypatch):
+    monkeypatch.setattr(capabilities, "FORCE_TORCH_PATH", False)
+    coords = track_like(5, seed=21)
+    features = torch.rand(coords.shape[0], 1)
+    weights = encoder_weights(22)
+    as_lists = [list(geometry) for geometry in ENCODER_GEOMETRIES]
+    fused = native.submanifold_stack(coords, WEDGE_SHAPE, features, weights, as_lists, ENCODER_ACTIVATIONS)
+    general = backends.get("dense").submanifold_stack(coords, WEDGE_SHAPE, features, weights, as_lists,
+                                                      ENCODER_ACTIVATIONS)
+    torch.testing.assert_close(fused, general)
+    with pytest.raises(ValueError, match="dilation must be a positive int, got 0"):
+        native.submanifold_stack(coords, WEDGE_SHAPE, features, weights, [(3, 0)] + as_lists[1:],
+                                 ENCODER_ACTIVATIONS)
