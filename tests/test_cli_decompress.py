@@ -137,8 +137,9 @@ def test_decompress_not_a_compressed_file(model_path, tmp_path, capsys, content,
 
 
 def test_decompress_missing_file(model_path, tmp_path, capsys):
-    assert decompress(tmp_path / "missing.scz", "-o", tmp_path / "out", "--model", model_path) == 1
-    assert "No such file" in capsys.readouterr().err
+    missing = tmp_path / "missing.scz"
+    assert decompress(missing, "-o", tmp_path / "out", "--model", model_path) == 1
+    assert f"ERROR: file not found: {missing}" in capsys.readouterr().err
 
 
 def test_decompress_output_is_a_file(model_path, compressed, tmp_path, capsys):

@@ -85,3 +85,9 @@ def test_info_skip_damaged_lists_the_intact_records(sample, capsys):
     report = json.loads(capsys.readouterr().out)
     assert [record["index"] for record in report["records"]] == [0, 1]
     assert len(report["damaged_regions"]) == 1
+
+
+def test_info_missing_file(tmp_path, capsys):
+    missing = tmp_path / "missing.scz"
+    assert main(["info", str(missing)]) == 1
+    assert f"ERROR: file not found: {missing}" in capsys.readouterr().err

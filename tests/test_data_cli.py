@@ -56,6 +56,7 @@ def test_simulate_rejects_bad_target(tmp_path, capsys):
     code = main(["simulate", "--occupancy", "0.9", "-o", str(tmp_path / "x")])
     assert code == 1
     assert "target occupancy must be in" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()
 
 
 def test_show_draws_png(simulated, tmp_path, capsys):

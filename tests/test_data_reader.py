@@ -102,6 +102,14 @@ def test_load_rejects_corrupted_header(tmp_path):
         load_wedge(path)
 
 
+def test_load_rejects_text_file(tmp_path):
+    path = tmp_path / "notes.npy"
+    path.write_text("layer, azimuth, time\n")
+    with pytest.raises(ValueError, match=r"not a \.npy file \(it does not start with the \.npy magic string") as raised:
+        load_wedge(path)
+    assert str(path) in str(raised.value)
+
+
 def test_load_rejects_archive(tmp_path):
     path = tmp_path / "archive.npy"
     with open(path, "wb") as stream:

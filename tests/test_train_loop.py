@@ -281,6 +281,9 @@ def test_train_command_reports_errors(dataset, tmp_path, capsys):
     assert "crop azimuth size must be an int in 1..192, got 0" in capsys.readouterr().err
     assert main(["-q", "train", "-o", str(tmp_path)]) == 1
     assert "no training data" in capsys.readouterr().err
+    missing = tmp_path / "missing.toml"
+    assert main(["-q", "train", str(missing), "--data", str(dataset), "-o", str(tmp_path / "run")]) == 1
+    assert f"training config file not found: {missing}" in capsys.readouterr().err
 
 
 def test_train_help_gives_units(capsys):

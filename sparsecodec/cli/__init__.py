@@ -44,6 +44,15 @@ def configure_logging(verbose: int, quiet: bool) -> None:
     log.propagate = False
 
 
+def describe_error(error: BaseException) -> str:
+    """Return the one-line message for ``error``, naming the path for a raw operating-system error."""
+    if isinstance(error, OSError) and error.errno is not None and error.filename is not None:
+        if isinstance(error, FileNotFoundError):
+            return f"file not found: {error.filename}"
+        return f"{error.strerror}: {error.filename}"
+    return str(error)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run one command and return its exit code: 0 on success, 1 on a reported error."""
     parser = build_parser()
@@ -55,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except (CommandError, ValueError, TypeError, OSError, ImportError) as error:
         # One line, no traceback: these are problems with the input or the environment.
-        log.error("%s", error)
+        log.error("%s", describe_error(error))
         log.debug("details", exc_info=True)
         return 1
     except KeyboardInterrupt:

@@ -165,6 +165,6 @@ def run(args) -> int:
     size = os.path.getsize(args.output)
     kept = sum(info.kept_count for info in infos)
     signal = sum(info.signal_count for info in infos)
-    print(f"{args.output}: {len(infos)} wedges, {size} bytes, {kept} of {signal} signal voxels kept, "
+    print(f"{args.output}: {len(infos)} wedge{'' if len(infos) == 1 else 's'}, {size} bytes, {kept} of {signal} signal voxels kept, "
           f"{8 * size / kept if kept else float('nan'):.2f} bits per kept voxel")
     return 0

@@ -77,7 +77,7 @@ def run(args) -> int:
         finally:
             shutil.rmtree(staging, ignore_errors=True)
 
-        print(f"{args.file}: wrote {len(written)} wedges to {output}")
+        print(f"{args.file}: wrote {len(written)} wedge{'' if len(written) == 1 else 's'} to {output}")
         if reader.damaged:
             for region in reader.damaged:
                 log.error("%s: skipped damaged %s", args.file, region.describe())

@@ -49,6 +49,13 @@ def load_wedge(path) -> np.ndarray:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"wedge file not found: {path}")
+    with path.open("rb") as stream:
+        prefix = stream.read(6)
+    # Without the magic string, numpy would try pickle and blame allow_pickle. A zip archive
+    # (.npz) goes on to the archive check below.
+    if prefix != b"\x93NUMPY" and not prefix.startswith(b"PK"):
+        raise ValueError(f"{path}: not a .npy file (it does not start with the .npy magic string "
+                         f"\\x93NUMPY, got {prefix!r})")
     try:
         stored = np.load(path, allow_pickle=False)
     except (ValueError, OSError, EOFError) as error:

@@ -165,12 +165,15 @@ def read_config_file(path) -> dict:
     """Read a TOML file of :class:`TrainConfig` settings; return them as a dict.
 
     Keys are the field names (``steps_per_epoch = 200``; dashes are accepted for underscores).
-    ``crop = "none"`` means whole wedges. Raises ValueError for unknown keys or invalid TOML.
+    ``crop = "none"`` means whole wedges. Raises ValueError for unknown keys or invalid TOML, and
+    FileNotFoundError naming the file when it does not exist.
     """
     path = Path(path)
     try:
         with path.open("rb") as stream:
             raw = tomllib.load(stream)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"training config file not found: {path}") from None
     except tomllib.TOMLDecodeError as error:
         raise ValueError(f"{path} is not valid TOML: {error}") from error
 

@@ -129,12 +129,12 @@ def simulate_dataset(
             f"{root} already contains a dataset ({', '.join(existing)}); choose another folder or pass "
             f"overwrite=True (--overwrite) to replace it"
         )
-    root.mkdir(parents=True, exist_ok=True)
-
     if occupancy_target is not None:
         scale = find_multiplicity_scale(config, float(occupancy_target))
         config = config.replace(multiplicity_scale=config.collisions.multiplicity_scale * scale)
         log.info("occupancy target %.4g: track multiplicity scaled by %.4g", occupancy_target, scale)
+    # Created only after every check, so a rejected setting leaves no empty folder behind.
+    root.mkdir(parents=True, exist_ok=True)
 
     log.info("simulating %d events of %s (seed %d) into %s", events, config.name, seed, root)
     started = time.perf_counter()
