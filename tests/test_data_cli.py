@@ -86,3 +86,10 @@ def test_show_errors(simulated, tmp_path, capsys):
     assert "is not listed in" in capsys.readouterr().err
     assert main(["show", str(tmp_path / "absent.npy"), "-o", str(tmp_path / "x.png")]) == 1
     assert "wedge file not found" in capsys.readouterr().err
+
+
+def test_show_empty_split_suggests_other(tmp_path, capsys):
+    root = tmp_path / "one-event"
+    assert main(["-q", "simulate", "--preset", "pp", "--events", "1", "--seed", "3", "-o", str(root)]) == 0
+    assert main(["show", str(root), "--split", "test", "-o", str(tmp_path / "x.png")]) == 1
+    assert "test.txt lists no wedges; try --split train" in capsys.readouterr().err

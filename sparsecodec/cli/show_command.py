@@ -35,7 +35,9 @@ def _wedge_from_root(root: Path, split: str, wedge: str | None):
 
     paths = read_manifest(root, split)
     if not paths:
-        raise CommandError(f"{root / (split + '.txt')} lists no wedges")
+        other_split = "test" if split == "train" else "train"
+        raise CommandError(f"{root / (split + '.txt')} lists no wedges; try --split {other_split} (a dataset simulated "
+                           f"with few events may have an empty test split)")
     if wedge is None:
         return paths[0]
     wanted = WedgeId.from_string(wedge)
