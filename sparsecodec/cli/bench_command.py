@@ -26,11 +26,11 @@ def add_parser(subparsers) -> None:
     parser.add_argument("-o", "--output", type=Path, required=True, help="directory for the report (created)")
     parser.add_argument("--backends", default="", help="comma-separated backend names (default: every available one)")
     parser.add_argument("--occupancies", default="0.001,0.01,0.05,0.1,0.2,0.3",
-                        help="comma-separated target wedge occupancies (fraction of non-zero voxels)")
+                        help="comma-separated target wedge occupancies (fraction of non-zero voxels; default: %(default)s)")
     parser.add_argument("--no-central-mix", action="store_true",
                         help="leave out the occupancy mix of the central Au+Au 170 kHz preset")
-    parser.add_argument("--batch-sizes", default="1,8", help="comma-separated numbers of wedges per encoder call")
-    parser.add_argument("--dtypes", default="float32", help=f"comma-separated encoder dtypes from {', '.join(DTYPES)}")
+    parser.add_argument("--batch-sizes", default="1,8", help="comma-separated numbers of wedges per encoder call (default: %(default)s)")
+    parser.add_argument("--dtypes", default="float32", help=f"comma-separated encoder dtypes from {', '.join(DTYPES)} (default: %(default)s)")
     parser.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda (CUDA must be available)")
     parser.add_argument("--time-budget", type=float, default=600.0,
                         help="seconds after which remaining cases are skipped and listed (default 600)")
