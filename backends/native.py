@@ -137,7 +137,7 @@ class NativeBackend(SparseConvBackend):
 
         from ..kernels.cpu_numba import checked_positions, find_duplicate, run_stack_plan
 
-        flat, batches = checked_positions(coords, plan.padded_shape, plan.pad, batch_size)
+        flat, batches = checked_positions(coords, shape, plan.pad, batch_size)
         if flat is None:
             # Out of range or a bad batch index: the general path names the offending value.
             return super().submanifold_stack(coords, spatial_shape, features, weights, geometries, activations,
@@ -168,7 +168,7 @@ class NativeBackend(SparseConvBackend):
         key = (tuple((id(weight), weight._version) for weight in weights), tuple(activations), tuple(geometries),
                tuple(spatial_shape), features.dtype, features.shape[1])
         plan = self._plans.get(key)
-        if plan is not None and all(held() is weight for held, weight in zip(plan.weights, weights)):
+        if plan is not None and all(source() is weight for source, weight in zip(plan.sources, weights)):
             return plan
 
         from ..kernels.cpu_numba import StackPlan
@@ -190,7 +190,7 @@ class NativeBackend(SparseConvBackend):
             list(activations),
             features.shape[1],
             time_axis=(padded[2], pad, spatial_shape[2], halo),
-            weights_of=weights,
+            sources=weights,
             padded_shape=padded,
             pad=pad,
         )

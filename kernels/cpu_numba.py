@@ -181,12 +181,17 @@ def _clear_strided(flat, stride, grid):  # pragma: no cover - compiled by numba
             grid[flat[i] * stride + c] = 0
 
 
+@numba.njit(cache=True, nogil=True, inline="always")
+def _position(batch, axis0, axis1, axis2, pad, padded0, padded1, padded2):  # pragma: no cover - numba
+    return ((batch * padded0 + axis0 + pad) * padded1 + axis1 + pad) * padded2 + axis2 + pad
+
+
 @numba.njit(cache=True, nogil=True)
 def _checked_positions(coords, size0, size1, size2, batch_limit, pad, flat):  # pragma: no cover - numba
     # Returns the largest batch index, or -1 at the first out-of-range row, leaving flat partial.
+    padded0 = size0 + 2 * pad
     padded1 = size1 + 2 * pad
     padded2 = size2 + 2 * pad
-    padded0 = size0 + 2 * pad
     highest = 0
     for i in range(coords.shape[0]):
         b = coords[i, 0]
@@ -198,15 +203,14 @@ def _checked_positions(coords, size0, size1, size2, batch_limit, pad, flat):  # 
             return -1
         if b > highest:
             highest = b
-        flat[i] = ((b * padded0 + a + pad) * padded1 + c + pad) * padded2 + t + pad
+        flat[i] = _position(b, a, c, t, pad, padded0, padded1, padded2)
     return highest
 
 
 @numba.njit(cache=True, nogil=True)
 def _positions(coords, padded0, padded1, padded2, pad, flat):  # pragma: no cover - compiled by numba
     for i in range(coords.shape[0]):
-        flat[i] = (((coords[i, 0] * padded0 + coords[i, 1] + pad) * padded1 + coords[i, 2] + pad) * padded2
-                   + coords[i, 3] + pad)
+        flat[i] = _position(coords[i, 0], coords[i, 1], coords[i, 2], coords[i, 3], pad, padded0, padded1, padded2)
 
 
 def _scratch_array(name: str, size: int, dtype, fill) -> np.ndarray:
@@ -271,18 +275,17 @@ def grid_positions(coords: torch.Tensor, padded_shape: tuple[int, int, int], pad
     return flat
 
 
-def checked_positions(coords: torch.Tensor, padded_shape: tuple[int, int, int], pad: int,
+def checked_positions(coords: torch.Tensor, spatial_shape: tuple[int, int, int], pad: int,
                       batch_size: int | None) -> tuple[torch.Tensor | None, int]:
-    """Range-check int32 CPU ``coords`` (N, 4) and return their (N,) int64 padded-grid positions
-    and the batch size.
+    """Range-check int32 CPU ``coords`` (N, 4) and return their (N,) int64 positions in the grid
+    padded by ``pad`` on each side, and the batch size.
 
     Returns (None, 0) when a coordinate or batch index is out of range. ``batch_size`` None
     means max batch index + 1.
     """
     flat = torch.empty(coords.shape[0], dtype=torch.int64)
-    sizes = tuple(size - 2 * pad for size in padded_shape)
     limit = -1 if batch_size is None else batch_size
-    highest = _checked_positions(coords.numpy(), sizes[0], sizes[1], sizes[2], limit, pad, flat.numpy())
+    highest = _checked_positions(coords.numpy(), *spatial_shape, limit, pad, flat.numpy())
     if highest < 0:
         return None, 0
     return flat, highest + 1 if batch_size is None else batch_size
@@ -333,14 +336,14 @@ def stencil_conv(
 
 @dataclass(frozen=True)
 class StackPlan:
-    """What :func:`run_stack_plan` needs of a layer stack apart from its input: built once per
+    """Precomputed arguments of :func:`run_stack_plan` for one layer stack. It is built once per
     set of weights, so that a call on a small input costs little more than the kernel.
 
     ``steps`` are the layers' (K,) int64 flat offset steps, ``kernels`` their flattened
     offset-major (K, C_in, C_out) weights, ``codes`` their activation codes and ``channels``
     the channel counts (input, then each layer's output). ``time_axis`` is (padded width,
     padding, size, halo) of the last spatial axis, where halo is the stack's total reach along
-    it in sites (sum of dilation * (kernel_size // 2)), or None. ``weights`` are weak
+    it in sites (sum of dilation * (kernel_size // 2)), or None. ``sources`` are weak
     references to the canonical weights the plan was built from. ``padded_shape`` and ``pad``
     describe the padded grid of the steps, when known.
     """
@@ -350,12 +353,12 @@ class StackPlan:
     codes: np.ndarray
     channels: np.ndarray
     time_axis: tuple[int, int, int, int] | None
-    weights: tuple = ()
+    sources: tuple = ()
     padded_shape: tuple[int, int, int] | None = None
     pad: int = 0
 
     @classmethod
-    def build(cls, deltas, weights, activations, in_channels: int, time_axis=None, weights_of=(),
+    def build(cls, deltas, weights, activations, in_channels: int, time_axis=None, sources=(),
               padded_shape=None, pad: int = 0) -> "StackPlan":
         """Build a plan from (K,) int64 ``deltas`` and offset-major (K, C_in, C_out) ``weights`` per layer."""
         channels = np.array([in_channels] + [weight.shape[2] for weight in weights], dtype=np.int64)
@@ -365,7 +368,7 @@ class StackPlan:
             codes=np.array([ACTIVATION_CODES[activation] for activation in activations], dtype=np.int64),
             channels=channels,
             time_axis=time_axis,
-            weights=tuple(weakref.ref(weight) for weight in weights_of),
+            sources=tuple(weakref.ref(weight) for weight in sources),
             padded_shape=padded_shape,
             pad=pad,
         )
@@ -393,7 +396,7 @@ def stencil_stack(
 
 
 def run_stack_plan(plan: StackPlan, features: torch.Tensor, flat: torch.Tensor, grid_size: int) -> torch.Tensor:
-    """Apply ``plan`` to contiguous CPU ``features`` (N, C_in) at grid positions ``flat``; return (N, C_out).
+    """Apply ``plan`` to contiguous CPU ``features`` (N, C_in) at grid positions ``flat`` and return (N, C_out).
 
     With ``plan.time_axis``, threads split the rows into slabs of that axis, and each runs the
     whole stack on its slab plus the halo. Otherwise threads share each layer's rows and wait
