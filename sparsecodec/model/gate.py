@@ -124,11 +124,9 @@ def hard_gate(probability: torch.Tensor, batch_index: torch.Tensor, config: Gate
     if batch_size is None:
         batch_size = int(batch_index.max()) + 1 if batch_index.numel() else 0
     if config.mode == "random" and batch_size == 1 and not batch_index.any():
-        # The loop below for one wedge that contains every row, without its row selection,
-        # which costs more than the draw itself on a sparse wedge.
-        generator = torch.Generator().manual_seed(wedge_seed(config.seed, first_wedge))
-        theta = torch.rand(probability.shape[0], generator=generator, dtype=torch.float64).to(probability.device)
-        return probability.double() > theta
+        # One wedge that contains every row needs no row selection, which costs more than the
+        # draw itself on a sparse wedge.
+        return _random_keep(probability, config.seed, first_wedge)
     keep = torch.zeros(probability.shape, dtype=torch.bool, device=probability.device)
     for item in range(batch_size):
         rows = (batch_index == item).nonzero()[:, 0]
@@ -137,9 +135,7 @@ def hard_gate(probability: torch.Tensor, batch_index: torch.Tensor, config: Gate
             continue
         p = probability[rows]
         if config.mode == "random":
-            generator = torch.Generator().manual_seed(wedge_seed(config.seed, first_wedge + item))
-            theta = torch.rand(count, generator=generator, dtype=torch.float64).to(p.device)
-            keep[rows] = p.double() > theta
+            keep[rows] = _random_keep(p, config.seed, first_wedge + item)
             continue
 
         fraction = config.value
@@ -149,3 +145,10 @@ def hard_gate(probability: torch.Tensor, batch_index: torch.Tensor, config: Gate
         order = torch.argsort(p, descending=True, stable=True)
         keep[rows[order[:kept]]] = True
     return keep
+
+
+def _random_keep(probability: torch.Tensor, seed: int, wedge_index: int) -> torch.Tensor:
+    """Return p > theta for the (N,) scores of one wedge, theta ~ U(0, 1) drawn from the wedge's seed."""
+    generator = torch.Generator().manual_seed(wedge_seed(seed, wedge_index))
+    theta = torch.rand(probability.shape[0], generator=generator, dtype=torch.float64).to(probability.device)
+    return probability.double() > theta
