@@ -21,7 +21,7 @@ from sparsecodec.train.gates import TrainingPass, straight_through_mask
 from sparsecodec.train.loop import MODEL_FILE, build_model, build_optimizers
 from sparsecodec.train.recalibration import batch_norm_layers, recalibrate_batch_norm
 from sparsecodec.train.step import RECALIBRATION_GATE_STREAM, gate_generator, train_step
-from train_data import write_train_dataset
+from train_data import tiny_train_config, write_train_dataset
 
 CPU = torch.device("cpu")
 CONTEXT = Distributed(0, 1, CPU, owns_group=False)
@@ -47,10 +47,7 @@ def dataset(tmp_path_factory, wedges):
 
 
 def tiny_config(dataset, output, **changes) -> TrainConfig:
-    settings = dict(data=str(dataset), output=str(output), epochs=1, steps_per_epoch=2, batch_size=2,
-                    crop=(16, 24), seed=3, threads=1, progress=False)
-    settings.update(changes)
-    return TrainConfig(**settings)
+    return tiny_train_config(dataset, output, **{"epochs": 1, "seed": 3, "threads": 1, **changes})
 
 
 def varied_model(seed: int = 0) -> BCAEVS:

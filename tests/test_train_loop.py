@@ -18,7 +18,7 @@ from sparsecodec.train.initialization import REGRESSION_START, SEGMENTATION_PRIO
 from sparsecodec.train.distributed import Distributed
 from sparsecodec.train.loop import LOG_FILE, MODEL_FILE, build_model, build_optimizers
 from sparsecodec.train.step import gate_generator, train_step
-from train_data import write_train_dataset
+from train_data import tiny_train_config, write_train_dataset
 
 CPU = torch.device("cpu")
 AUTHORS_CHECKPOINT = (Path(__file__).resolve().parents[1].parent / "shared" / "reference" / "bcae-vs-authors"
@@ -36,10 +36,7 @@ def dataset(tmp_path_factory, wedges):
 
 
 def tiny_config(dataset, output, **changes) -> TrainConfig:
-    settings = dict(data=str(dataset), output=str(output), epochs=2, steps_per_epoch=2, batch_size=2,
-                    crop=(16, 24), seed=5, progress=False)
-    settings.update(changes)
-    return TrainConfig(**settings)
+    return tiny_train_config(dataset, output, **{"epochs": 2, "seed": 5, **changes})
 
 
 def test_crop_batch_matches_its_window(wedges):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from sparsecodec.data import save_wedge, write_manifest
+from sparsecodec.train import TrainConfig
 
 
 def write_train_dataset(root: Path, wedges) -> Path:
@@ -14,3 +15,11 @@ def write_train_dataset(root: Path, wedges) -> Path:
         save_wedge(path, adc)
     write_manifest(root, "train", paths)
     return root
+
+
+def tiny_train_config(dataset, output, **settings) -> TrainConfig:
+    """Return a few-step training run on 16 x 24 crops of ``dataset``; ``settings`` override or add fields."""
+    values = dict(data=str(dataset), output=str(output), steps_per_epoch=2, batch_size=2, crop=(16, 24),
+                  progress=False)
+    values.update(settings)
+    return TrainConfig(**values)
