@@ -106,7 +106,7 @@ def test_encoder_shares_map_per_dilation(monkeypatch):
 
     monkeypatch.setattr(native, "build_kernel_map", counting)
     coords = track_like(5, seed=5)
-    # With autograd the native backend builds kernel maps; without it, see the next test.
+    # With autograd the native backend builds kernel maps. The next test covers inference without it.
     BCAEVSEncoder(backend="native")(coords, log_adc_for(coords))
     assert sorted(built) == [(1, 1), (3, 1), (3, 2), (3, 4)]
 

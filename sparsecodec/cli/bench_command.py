@@ -29,8 +29,10 @@ def add_parser(subparsers) -> None:
                         help="comma-separated target wedge occupancies (fraction of non-zero voxels; default: %(default)s)")
     parser.add_argument("--no-central-mix", action="store_true",
                         help="leave out the occupancy mix of the central Au+Au 170 kHz preset")
-    parser.add_argument("--batch-sizes", default="1,8", help="comma-separated numbers of wedges per encoder call (default: %(default)s)")
-    parser.add_argument("--dtypes", default="float32", help=f"comma-separated encoder dtypes from {', '.join(DTYPES)} (default: %(default)s)")
+    parser.add_argument("--batch-sizes", default="1,8",
+                        help="comma-separated numbers of wedges per encoder call (default: %(default)s)")
+    parser.add_argument("--dtypes", default="float32",
+                        help=f"comma-separated encoder dtypes from {', '.join(DTYPES)} (default: %(default)s)")
     parser.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda (CUDA must be available)")
     parser.add_argument("--time-budget", type=float, default=600.0,
                         help="seconds after which remaining cases are skipped and listed (default 600)")
