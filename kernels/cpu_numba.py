@@ -24,7 +24,9 @@ import numpy as np
 import torch
 
 from .stencil_codegen import STACK_MAX_CHANNELS
-from .stencil_small import KERNELS, stencil_layer
+from . import openmp
+from .slab_jobs import SLAB_ENTRIES, pack_job, run_slab_job, stack_serial, time_histogram
+from .stencil_small import KERNELS
 
 ACTIVATION_CODES = {None: 0, "relu": 1, "sigmoid": 2}
 
@@ -61,16 +63,17 @@ def _find_duplicate(flat, owners):  # pragma: no cover - compiled by numba
 PARALLEL_MIN_ROWS = 4096
 #: Chunks of rows per thread in a parallel call.
 CHUNKS_PER_THREAD = 8
-#: A stack over at least SLAB_MIN_ROWS and fewer than SLAB_MAX_ROWS rows runs in time slabs, one
-#: per thread. Smaller stacks run on one thread, and larger ones in chunks of each layer. On 2
-#: cores (torch 2.13.0, BCAE-VS encoder, simulated rows) slabs were 1.3x faster than one thread
-#: at 8,000 rows, where chunks were 1.3x slower. At 110,000 rows slabs were 8 % slower than
+#: A stack over at least SLAB_MIN_ROWS rows runs in time slabs, one per thread, on torch's
+#: OpenMP threads (:mod:`.openmp`); smaller stacks run on one thread. On 2 cores (torch 2.13.0,
+#: BCAE-VS encoder, simulated wedges, one run each) two slabs took 0.77 ms against 1.17 ms on
+#: one thread at 8,300 rows and 8.2 ms against 10.3 ms for chunks of each layer at 78,000 rows.
+#: Without that runtime, slabs run on Python threads for fewer than SLAB_MAX_ROWS rows, and
+#: larger stacks in chunks of each layer. There, at 110,000 rows slabs were 8 % slower than
 #: chunks, because each slab's halo is extra work.
 SLAB_MIN_ROWS = 4096
 SLAB_MAX_ROWS = 65536
-# NOTE: torch's OpenMP threads spin for a few milliseconds after a parallel torch operation. On 2
-# cores the second slab then waits for a free core, and the slabs run one after the other
-# unless OMP_WAIT_POLICY=PASSIVE is set (docs/benchmarks.md).
+# NOTE: on Python threads, a slab can start late: torch's OpenMP threads spin for a few
+# milliseconds after a parallel torch operation and hold the cores (see openmp.py).
 
 _pool: ThreadPoolExecutor | None = None
 _pool_lock = threading.Lock()
@@ -103,71 +106,6 @@ def _stencil_rows(start, stop, flat, deltas, weight, activation, source, source_
 
 
 @numba.njit(cache=True, nogil=True)
-def _stack_serial(x, flat, deltas, weights, activations, channels, stride, first, second,
-                  out):  # pragma: no cover - compiled by numba
-    # All layers in one call, for inputs too small to share out over threads. Layer l reads one
-    # grid and writes the other; every layer writes every active site, so the grids need
-    # clearing only at the end.
-    count = flat.shape[0]
-    for i in range(count):
-        for c in range(channels[0]):
-            first[flat[i] * stride + c] = x[i, c]
-    layers = len(weights)
-    for layer in range(layers):
-        source = first if layer % 2 == 0 else second
-        target = second if layer % 2 == 0 else first
-        if layer == layers - 1:
-            stencil_layer(channels[layer], channels[layer + 1], 0, count, flat, deltas[layer], weights[layer],
-                          activations[layer], source, out, True)
-        else:
-            stencil_layer(channels[layer], channels[layer + 1], 0, count, flat, deltas[layer], weights[layer],
-                          activations[layer], source, target, False)
-    for i in range(count):
-        for c in range(stride):
-            first[flat[i] * stride + c] = 0
-            second[flat[i] * stride + c] = 0
-
-
-@numba.njit(cache=True, nogil=True)
-def _time_histogram(flat, width, pad, time_size):  # pragma: no cover - compiled by numba
-    counts = np.zeros(time_size, dtype=np.int64)
-    for i in range(flat.shape[0]):
-        counts[flat[i] % width - pad] += 1
-    return counts
-
-
-@numba.njit(cache=True, nogil=True)
-def _stack_slab(x, flat, width, pad, low, high, halo, deltas, weights, activations, channels, stride, first,
-                second, out):  # pragma: no cover - compiled by numba
-    # The whole stack over the rows whose time index lies in [low - halo, high + halo), writing
-    # only the rows in [low, high) to ``out``. A row's output depends only on rows at most
-    # ``halo`` time bins away, so those rows come out exactly as in _stack_serial.
-    count = flat.shape[0]
-    selected = 0
-    for i in range(count):
-        t = flat[i] % width - pad
-        if t >= low - halo and t < high + halo:
-            selected += 1
-    rows = np.empty(selected, dtype=np.int64)
-    sites = np.empty(selected, dtype=np.int64)
-    j = 0
-    for i in range(count):
-        t = flat[i] % width - pad
-        if t >= low - halo and t < high + halo:
-            rows[j] = i
-            sites[j] = flat[i]
-            j += 1
-    out_channels = channels[len(weights)]
-    local = np.empty(selected * out_channels, dtype=out.dtype)
-    _stack_serial(x[rows], sites, deltas, weights, activations, channels, stride, first, second, local)
-    for j in range(selected):
-        t = sites[j] % width - pad
-        if t >= low and t < high:
-            for o in range(out_channels):
-                out[rows[j] * out_channels + o] = local[j * out_channels + o]
-
-
-@numba.njit(cache=True, nogil=True)
 def _scatter_strided(x, flat, stride, grid):  # pragma: no cover - compiled by numba
     for i in range(flat.shape[0]):
         for c in range(x.shape[1]):
@@ -188,11 +126,14 @@ def _position(batch, axis0, axis1, axis2, pad, padded0, padded1, padded2):  # pr
 
 @numba.njit(cache=True, nogil=True)
 def _checked_positions(coords, size0, size1, size2, batch_limit, pad, flat):  # pragma: no cover - numba
-    # Returns the largest batch index, or -1 at the first out-of-range row, leaving flat partial.
+    # Returns the largest batch index, or -1 at the first out-of-range row (leaving flat
+    # partial), and whether the positions strictly increase, which rules out duplicates.
     padded0 = size0 + 2 * pad
     padded1 = size1 + 2 * pad
     padded2 = size2 + 2 * pad
     highest = 0
+    increasing = True
+    previous = -1
     for i in range(coords.shape[0]):
         b = coords[i, 0]
         a = coords[i, 1]
@@ -200,11 +141,15 @@ def _checked_positions(coords, size0, size1, size2, batch_limit, pad, flat):  # 
         t = coords[i, 3]
         if b < 0 or (batch_limit >= 0 and b >= batch_limit) or a < 0 or a >= size0 or c < 0 or c >= size1 \
                 or t < 0 or t >= size2:
-            return -1
+            return -1, False
         if b > highest:
             highest = b
-        flat[i] = _position(b, a, c, t, pad, padded0, padded1, padded2)
-    return highest
+        position = _position(b, a, c, t, pad, padded0, padded1, padded2)
+        if position <= previous:
+            increasing = False
+        previous = position
+        flat[i] = position
+    return highest, increasing
 
 
 @numba.njit(cache=True, nogil=True)
@@ -276,19 +221,21 @@ def grid_positions(coords: torch.Tensor, padded_shape: tuple[int, int, int], pad
 
 
 def checked_positions(coords: torch.Tensor, spatial_shape: tuple[int, int, int], pad: int,
-                      batch_size: int | None) -> tuple[torch.Tensor | None, int]:
+                      batch_size: int | None) -> tuple[torch.Tensor | None, int, bool]:
     """Range-check int32 CPU ``coords`` (N, 4) and return their (N,) int64 positions in the grid
-    padded by ``pad`` on each side, and the batch size.
+    padded by ``pad`` on each side, the batch size, and whether the positions strictly increase.
 
-    Returns (None, 0) when a coordinate or batch index is out of range. ``batch_size`` None
-    means max batch index + 1.
+    Coordinates sorted by (batch, layer, azimuth, time), as readers and ``np.nonzero`` produce
+    them, give strictly increasing positions exactly when no two rows are equal, so the caller
+    can skip :func:`find_duplicate`. Returns (None, 0, False) when a coordinate or batch index
+    is out of range. ``batch_size`` None means max batch index + 1.
     """
     flat = torch.empty(coords.shape[0], dtype=torch.int64)
     limit = -1 if batch_size is None else batch_size
-    highest = _checked_positions(coords.numpy(), *spatial_shape, limit, pad, flat.numpy())
+    highest, increasing = _checked_positions(coords.numpy(), *spatial_shape, limit, pad, flat.numpy())
     if highest < 0:
-        return None, 0
-    return flat, highest + 1 if batch_size is None else batch_size
+        return None, 0, False
+    return flat, highest + 1 if batch_size is None else batch_size, increasing
 
 
 def find_duplicate(flat: torch.Tensor, grid_size: int) -> tuple[int, int] | None:
@@ -339,17 +286,20 @@ class StackPlan:
     """Precomputed arguments of :func:`run_stack_plan` for one layer stack. It is built once per
     set of weights, so that a call on a small input costs little more than the kernel.
 
-    ``steps`` are the layers' (K,) int64 flat offset steps, ``kernels`` their flattened
-    offset-major (K, C_in, C_out) weights, ``codes`` their activation codes and ``channels``
-    the channel counts (input, then each layer's output). ``time_axis`` is (padded width,
-    padding, size, halo) of the last spatial axis, where halo is the stack's total reach along
-    it in sites (sum of dilation * (kernel_size // 2)), or None. ``sources`` are weak
-    references to the canonical weights the plan was built from. ``padded_shape`` and ``pad``
-    describe the padded grid of the steps, when known.
+    Layer l has the int64 flat offset steps ``steps[step_starts[l]:step_starts[l + 1]]``, the
+    flattened offset-major (K, C_in, C_out) weights ``weights[weight_starts[l]:weight_starts[l + 1]]``
+    and the activation code ``codes[l]``; ``channels`` are the channel counts (input, then each
+    layer's output). ``time_axis`` is (padded width, padding, size, halo) of the last spatial
+    axis, where halo is the stack's total reach along it in sites (sum of dilation *
+    (kernel_size // 2)), or None. ``sources`` are weak references to the canonical weights the
+    plan was built from. ``padded_shape`` and ``pad`` describe the padded grid of the steps,
+    when known.
     """
 
-    steps: tuple
-    kernels: tuple
+    steps: np.ndarray
+    step_starts: np.ndarray
+    weights: np.ndarray
+    weight_starts: np.ndarray
     codes: np.ndarray
     channels: np.ndarray
     time_axis: tuple[int, int, int, int] | None
@@ -362,9 +312,13 @@ class StackPlan:
               padded_shape=None, pad: int = 0) -> "StackPlan":
         """Build a plan from (K,) int64 ``deltas`` and offset-major (K, C_in, C_out) ``weights`` per layer."""
         channels = np.array([in_channels] + [weight.shape[2] for weight in weights], dtype=np.int64)
+        steps = [step.numpy().astype(np.int64) for step in deltas]
+        kernels = [weight.detach().numpy().reshape(-1) for weight in weights]
         return cls(
-            steps=tuple(step.numpy() for step in deltas),
-            kernels=tuple(np.ascontiguousarray(weight.detach().numpy()).reshape(-1) for weight in weights),
+            steps=np.ascontiguousarray(np.concatenate(steps)),
+            step_starts=np.cumsum([0] + [step.shape[0] for step in steps], dtype=np.int64),
+            weights=np.ascontiguousarray(np.concatenate(kernels)),
+            weight_starts=np.cumsum([0] + [kernel.shape[0] for kernel in kernels], dtype=np.int64),
             codes=np.array([ACTIVATION_CODES[activation] for activation in activations], dtype=np.int64),
             channels=channels,
             time_axis=time_axis,
@@ -372,6 +326,15 @@ class StackPlan:
             padded_shape=padded_shape,
             pad=pad,
         )
+
+    def arrays(self) -> tuple:
+        """Return (steps, step_starts, weights, weight_starts, codes, channels), the kernels' arguments."""
+        return self.steps, self.step_starts, self.weights, self.weight_starts, self.codes, self.channels
+
+    def layer(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        """Return the offset steps and flattened weights of layer ``index``."""
+        return (self.steps[self.step_starts[index]:self.step_starts[index + 1]],
+                self.weights[self.weight_starts[index]:self.weight_starts[index + 1]])
 
 
 def stencil_stack(
@@ -403,42 +366,31 @@ def run_stack_plan(plan: StackPlan, features: torch.Tensor, flat: torch.Tensor, 
     for each other between layers.
     """
     x = features.detach().numpy()
-    steps, kernels, codes, channels = plan.steps, plan.kernels, plan.codes, plan.channels
     stride = STACK_MAX_CHANNELS
-    out = torch.empty((features.shape[0], int(channels[-1])), dtype=features.dtype)
+    out = torch.empty((features.shape[0], int(plan.channels[-1])), dtype=features.dtype)
     target = out.numpy().reshape(-1)
     positions = flat.numpy()
     threads = torch.get_num_threads()
 
-    def grids() -> tuple[np.ndarray, np.ndarray]:
-        # Scratch arrays are per thread, so slabs that run at the same time never share a grid.
-        return (_scratch_array("stack-first", grid_size * stride, x.dtype, 0),
-                _scratch_array("stack-second", grid_size * stride, x.dtype, 0))
-
     slabs = 1 if plan.time_axis is None else _slab_count(threads, positions.shape[0], plan.time_axis)
     if slabs > 1:
-        width, pad, size, halo = plan.time_axis
-        cuts = _slab_cuts(_time_histogram(positions, width, pad, size), slabs)
-
-        def slab(index: int) -> None:
-            _stack_slab(x, positions, width, pad, int(cuts[index]), int(cuts[index + 1]), halo, steps, kernels,
-                        codes, channels, stride, *grids(), target)
-
-        _run_tasks(slab, slabs)
+        _run_slabs(plan, x, positions, slabs, grid_size * stride, target)
         return out
 
-    first, second = grids()
+    first = _scratch_array("stack-first", grid_size * stride, x.dtype, 0)
+    second = _scratch_array("stack-second", grid_size * stride, x.dtype, 0)
     if threads <= 1 or positions.shape[0] < PARALLEL_MIN_ROWS:
-        _stack_serial(x, positions, steps, kernels, codes, channels, stride, first, second, target)
+        stack_serial(x, positions, *plan.arrays(), stride, first, second, target)
         return out
 
     _scatter_strided(x, positions, stride, first)
     try:
-        for layer, kernel in enumerate(kernels):
+        for layer in range(plan.codes.shape[0]):
             source, layer_target = (first, second) if layer % 2 == 0 else (second, first)
-            last = layer == len(kernels) - 1
-            _run_rows(KERNELS[(int(channels[layer]), int(channels[layer + 1]), stride)], positions.shape[0],
-                      positions, steps[layer], kernel, int(codes[layer]), source,
+            last = layer == plan.codes.shape[0] - 1
+            steps, kernel = plan.layer(layer)
+            _run_rows(KERNELS[(int(plan.channels[layer]), int(plan.channels[layer + 1]), stride)],
+                      positions.shape[0], positions, steps, kernel, int(plan.codes[layer]), source,
                       target if last else layer_target, last)
     finally:
         _clear_strided(positions, stride, first)
@@ -446,13 +398,41 @@ def run_stack_plan(plan: StackPlan, features: torch.Tensor, flat: torch.Tensor, 
     return out
 
 
+def _run_slabs(plan: StackPlan, x: np.ndarray, positions: np.ndarray, slabs: int, grid_entries: int,
+               target: np.ndarray) -> None:
+    """Run the stack in ``slabs`` time slabs on as many threads, each slab with its own two grids."""
+    width, pad, size, halo = plan.time_axis
+    times = np.empty(positions.shape[0], dtype=np.int64)
+    cuts = _slab_cuts(time_histogram(positions, width, pad, size, times), slabs)
+    x = np.ascontiguousarray(x)
+    scratch = _scratch_array("stack-slabs", 2 * slabs * grid_entries, x.dtype, 0)[:2 * slabs * grid_entries]
+    job = pack_job(x, positions, times, halo, cuts, plan.arrays(), STACK_MAX_CHANNELS,
+                   scratch.reshape(2 * slabs, grid_entries), target)
+    region = openmp.parallel_region()
+    if region is not None:
+        region(SLAB_ENTRIES[x.dtype].address, job.ctypes.data, slabs)
+        return
+    like = np.empty(0, dtype=x.dtype)
+    pool = _thread_pool(slabs - 1)
+    workers = [pool.submit(run_slab_job, job, like) for _ in range(slabs - 1)]
+    try:
+        run_slab_job(job, like)
+    finally:
+        for worker in workers:
+            worker.result()
+
+
 def _slab_count(threads: int, rows: int, time_axis: tuple[int, int, int, int]) -> int:
     """Return how many time slabs to run in parallel, 1 when threads would not pay off."""
     _, _, size, halo = time_axis
-    if threads <= 1 or not SLAB_MIN_ROWS <= rows < SLAB_MAX_ROWS:
+    if threads <= 1 or rows < SLAB_MIN_ROWS:
         return 1
     # Each slab computes its halo on both sides again, so keep the halo below a quarter of the slab.
-    return max(1, min(threads, size // (4 * max(halo, 1))))
+    slabs = max(1, min(threads, size // (4 * max(halo, 1))))
+    if rows < SLAB_MAX_ROWS or (slabs == threads and openmp.parallel_region() is not None):
+        return slabs
+    # Chunks keep every thread busy, and Python threads in chunks start late less often.
+    return 1
 
 
 def _slab_cuts(counts: np.ndarray, slabs: int) -> np.ndarray:
@@ -463,12 +443,19 @@ def _slab_cuts(counts: np.ndarray, slabs: int) -> np.ndarray:
     return np.concatenate(([0], inner, [counts.shape[0]])).astype(np.int64)
 
 
-def _run_tasks(task, count: int) -> None:
-    """Run ``task(0)``, ..., ``task(count - 1)``, the first on the calling thread and the rest on the pool."""
-    pool = _thread_pool(count - 1)
-    workers = [pool.submit(task, index) for index in range(1, count)]
-    try:
-        task(0)
-    finally:
-        for worker in workers:
-            worker.result()
+@numba.njit(cache=True, nogil=True)
+def select_rows_into(keep, coords, values, kept_coords, kept_values):  # pragma: no cover - compiled by numba
+    """Copy the rows of ``coords`` (N, 4) and ``values`` (N,) where ``keep`` is true, in order.
+
+    The outputs need one spare row: every row is written to the next free slot and the slot
+    advances only for a kept row, which avoids a mispredicted branch per row.
+    """
+    j = 0
+    for i in range(keep.shape[0]):
+        kept_coords[j, 0] = coords[i, 0]
+        kept_coords[j, 1] = coords[i, 1]
+        kept_coords[j, 2] = coords[i, 2]
+        kept_coords[j, 3] = coords[i, 3]
+        kept_values[j] = values[i]
+        j += 1 if keep[i] else 0
+    return j

@@ -178,14 +178,19 @@ def stack_through_maps(native, coords, features, weights, batch_size=None):
     return hidden
 
 
+@pytest.mark.parametrize("runtime", ["openmp", "python"])
 @pytest.mark.parametrize("threads", [1, 2])
 @pytest.mark.parametrize("occupancy,batch", [(1e-3, 1), (0.01, 1), (0.02, 2), (0.12, 1)],
-                         ids=["serial", "slabs", "slabs_batch2", "chunks"])
-def test_stack_matches_layer_by_layer(native, monkeypatch, threads, occupancy, batch):
-    # 0.01 and 0.02 occupancy fall in the time-slab range of cpu_numba, 0.12 in the chunked one.
-    from sparsecodec.kernels import cpu_numba
+                         ids=["serial", "slabs", "slabs_batch2", "large"])
+def test_stack_matches_layer_by_layer(native, monkeypatch, runtime, threads, occupancy, batch):
+    # 0.01 and 0.02 occupancy run in time slabs on 2 threads. 0.12 runs in slabs on torch's
+    # OpenMP threads and in chunks of each layer on Python threads.
+    from sparsecodec.kernels import cpu_numba, openmp
 
     monkeypatch.setattr(capabilities, "FORCE_TORCH_PATH", False)
+    monkeypatch.setenv("SPARSECODEC_OPENMP", "1" if runtime == "openmp" else "0")
+    if runtime == "openmp" and openmp.parallel_region() is None:
+        pytest.skip("torch's OpenMP runtime is not reachable here (needs Linux and torch built with OpenMP)")
     coords = torch.cat([at_occupancy(occupancy, batch=item, seed=11 + item) for item in range(batch)])
     features = torch.rand(coords.shape[0], 1, generator=torch.Generator().manual_seed(12))
     weights = encoder_weights(13)
@@ -199,7 +204,7 @@ def test_stack_matches_layer_by_layer(native, monkeypatch, threads, occupancy, b
         slabs = cpu_numba._slab_count(threads, coords.shape[0], (257, 4, 249, 9))
     finally:
         torch.set_num_threads(previous)
-    expect_slabs = threads > 1 and occupancy in (0.01, 0.02)
+    expect_slabs = threads > 1 and (occupancy in (0.01, 0.02) or (occupancy > 0.1 and runtime == "openmp"))
     assert (slabs > 1) == expect_slabs
     reference = stack_through_maps(native, coords, features, weights)
     torch.testing.assert_close(fused, reference)
@@ -227,6 +232,57 @@ def test_slabs_bit_identical_to_one_thread(native, monkeypatch):
     assert coords.shape[0] >= 4096
     assert torch.equal(outputs[0], outputs[1])
     assert torch.equal(outputs[0], outputs[2])
+
+
+def test_slabs_same_on_openmp_and_python_threads(native, monkeypatch):
+    from sparsecodec.kernels import openmp
+
+    monkeypatch.setattr(capabilities, "FORCE_TORCH_PATH", False)
+    coords = track_like(300, seed=14)
+    features = torch.rand(coords.shape[0], 1, generator=torch.Generator().manual_seed(15))
+    weights = encoder_weights(16)
+    outputs = {}
+    previous = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        for setting in ("1", "0"):
+            monkeypatch.setenv("SPARSECODEC_OPENMP", setting)
+            outputs[setting] = native.submanifold_stack(coords, WEDGE_SHAPE, features, weights, ENCODER_GEOMETRIES,
+                                                        ENCODER_ACTIVATIONS)
+            if setting == "0":
+                assert openmp.parallel_region() is None
+    finally:
+        torch.set_num_threads(previous)
+    assert torch.equal(outputs["1"], outputs["0"])
+
+
+def sorted_rows(coords):
+    keys = ((coords[:, 0].long() * 16 + coords[:, 1]) * 192 + coords[:, 2]) * 249 + coords[:, 3]
+    return coords[torch.argsort(keys)].contiguous()
+
+
+def test_unsorted_rows_give_permuted_output(native, monkeypatch):
+    # Sorted rows skip the duplicate search; shuffled rows take it, and must agree row by row.
+    monkeypatch.setattr(capabilities, "FORCE_TORCH_PATH", False)
+    coords = sorted_rows(track_like(40, seed=23))
+    features = torch.rand(coords.shape[0], 1, generator=torch.Generator().manual_seed(24))
+    weights = encoder_weights(25)
+    order = torch.randperm(coords.shape[0], generator=torch.Generator().manual_seed(26))
+    in_order = native.submanifold_stack(coords, WEDGE_SHAPE, features, weights, ENCODER_GEOMETRIES,
+                                        ENCODER_ACTIVATIONS)
+    shuffled = native.submanifold_stack(coords[order].contiguous(), WEDGE_SHAPE, features[order].contiguous(),
+                                        weights, ENCODER_GEOMETRIES, ENCODER_ACTIVATIONS)
+    assert torch.equal(shuffled, in_order[order])
+
+
+def test_adjacent_duplicate_rows_rejected(native, monkeypatch):
+    monkeypatch.setattr(capabilities, "FORCE_TORCH_PATH", False)
+    coords = sorted_rows(track_like(5, seed=27))
+    coords[4] = coords[3]
+    features = torch.rand(coords.shape[0], 1)
+    with pytest.raises(ValueError, match=r"duplicate coordinate .* at rows 3 and 4"):
+        native.submanifold_stack(coords, WEDGE_SHAPE, features, encoder_weights(28), ENCODER_GEOMETRIES,
+                                 ENCODER_ACTIVATIONS, batch_size=1)
 
 
 @pytest.mark.parametrize("change,message", [

@@ -1,0 +1,87 @@
+"""Run native kernels on torch's own OpenMP threads.
+
+After a parallel operation, torch's OpenMP threads keep spinning for a few milliseconds (the
+OpenMP default wait policy). On a machine with few cores, threads of any other pool then wait
+for a free core, so a parallel kernel that starts right after a torch operation ran one part
+after the other (seen on 2 cores: the second of two time slabs started 3.3 ms late). A parallel
+region opened with ``GOMP_parallel`` of the runtime that torch uses puts the work on those
+spinning threads instead, and they start at once.
+
+The runtime is found among the shared libraries mapped into the process (Linux only): exactly
+one OpenMP runtime that exports ``GOMP_parallel``, which libgomp and the GOMP interfaces of
+LLVM's libomp and Intel's libiomp5 all do, and torch built with the OpenMP parallel backend.
+Anywhere else :func:`parallel_region` is None and callers use Python threads.
+``SPARSECODEC_OPENMP=0`` in the environment turns this path off.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import functools
+import os
+import re
+import sys
+from typing import Callable
+
+import torch
+
+_RUNTIME_NAME = re.compile(r"^lib(g|i|)omp[0-9a-f.-]*\.so|^libiomp5")
+
+
+def _mapped_runtimes() -> set[str]:
+    """Return the paths of the OpenMP runtimes mapped into this process."""
+    paths = set()
+    with open("/proc/self/maps") as maps:
+        for line in maps:
+            fields = line.split(maxsplit=5)
+            if len(fields) == 6:
+                path = fields[5].strip()
+                if _RUNTIME_NAME.match(os.path.basename(path)):
+                    paths.add(path)
+    return paths
+
+
+@functools.lru_cache(maxsize=1)
+def _gomp_parallel() -> Callable | None:
+    if not sys.platform.startswith("linux") or "parallel backend: OpenMP" not in torch.__config__.parallel_info():
+        return None
+    try:
+        runtimes = _mapped_runtimes()
+    except OSError:
+        return None
+    if len(runtimes) != 1:
+        # NOTE: with two runtimes loaded (numba's own OpenMP layer, for one) there is no telling
+        # which one torch's threads belong to, so Python threads are used instead.
+        return None
+    try:
+        # The library is mapped already, so this returns the handle that torch uses.
+        function = ctypes.CDLL(runtimes.pop()).GOMP_parallel
+    except (OSError, AttributeError):
+        return None
+    function.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_uint, ctypes.c_uint]
+    function.restype = None
+    return function
+
+
+def parallel_region() -> Callable[[int, int, int], None] | None:
+    """Return ``run(entry_address, data_address, threads)``, or None when not available.
+
+    ``run`` calls the C function ``void entry(void *data)`` on ``threads`` threads of torch's
+    OpenMP pool, the calling thread included, and returns when all have returned. The GIL is
+    released meanwhile, so ``entry`` must not touch Python objects.
+    """
+    if os.environ.get("SPARSECODEC_OPENMP", "1").strip() == "0":
+        return None
+    function = _gomp_parallel()
+    if function is None:
+        return None
+
+    def run(entry_address: int, data_address: int, threads: int) -> None:
+        function(entry_address, data_address, threads, 0)
+
+    return run
+
+
+def runtime_description() -> str:
+    """Return how the native kernels run in parallel here, for benchmark records."""
+    return "torch's OpenMP threads" if parallel_region() is not None else "Python threads"
