@@ -118,8 +118,9 @@ class NativeBackend(SparseConvBackend):
                           batch_size=None, biases=None) -> torch.Tensor:
         """Compute the stack from coordinates to output in one step when the numba stack applies.
 
-        The conditions are those of :meth:`conv_stack`. One pass range-checks the coordinates,
-        places them in the padded grid and finds duplicates, and no kernel map object is formed.
+        The conditions are those of :meth:`conv_stack`. One pass range-checks the coordinates
+        and places them in the padded grid, and no kernel map object is formed. Duplicates are
+        searched only when the positions do not strictly increase (unsorted coordinates).
         On sparse wedges, building four cached maps costs almost as much as the convolutions.
         Bad input falls back to the general path, which raises the usual errors.
         """
@@ -137,13 +138,13 @@ class NativeBackend(SparseConvBackend):
 
         from ..kernels.cpu_numba import checked_positions, find_duplicate, run_stack_plan
 
-        flat, batches = checked_positions(coords, shape, plan.pad, batch_size)
+        flat, batches, increasing = checked_positions(coords, shape, plan.pad, batch_size)
         if flat is None:
             # Out of range or a bad batch index: the general path names the offending value.
             return super().submanifold_stack(coords, spatial_shape, features, weights, geometries, activations,
                                              batch_size, biases)
         grid_size = batches * plan.padded_shape[0] * plan.padded_shape[1] * plan.padded_shape[2]
-        duplicate = find_duplicate(flat, grid_size)
+        duplicate = None if increasing else find_duplicate(flat, grid_size)
         if duplicate is not None:
             raise_duplicate(coords, *duplicate)
         check_features(features, coords.shape[0], coords.device)

@@ -14,6 +14,7 @@ import torch
 
 import sparsecodec.backends as backends
 from sparsecodec.benchmark import reference_encoder
+from sparsecodec.kernels.selection import select_rows
 from sparsecodec.model import GateConfig, hard_gate
 from conftest import record_throughput
 
@@ -71,7 +72,7 @@ def test_encode(benchmark, backend_name, device, point, batch_size, encoder_inpu
         with torch.no_grad():
             result = encoder(coords, data.log_adc, batch_size, backend=backend_name)
             keep = hard_gate(result.probability, coords[:, 0], gate, volume, batch_size)
-            kept = coords[keep], result.value[keep]
+            kept = select_rows(keep, coords, result.value)
         if device.type == "cuda":
             torch.cuda.synchronize(device)
         return kept
