@@ -14,8 +14,7 @@ import torch
 
 import sparsecodec.backends as backends
 from sparsecodec.benchmark import reference_encoder
-from sparsecodec.kernels.selection import select_rows
-from sparsecodec.model import GateConfig, hard_gate
+from sparsecodec.model import GateConfig, select_key_points
 from conftest import record_throughput
 
 TOLERANCE = 1e-5
@@ -71,11 +70,11 @@ def test_encode(benchmark, backend_name, device, point, batch_size, encoder_inpu
     def encode(coords):
         with torch.no_grad():
             result = encoder(coords, data.log_adc, batch_size, backend=backend_name)
-            keep = hard_gate(result.probability, coords[:, 0], gate, volume, batch_size)
-            kept = select_rows(keep, coords, result.value)
+            _, kept_coords, kept_values = select_key_points(result.probability, result.value, coords, gate, volume,
+                                                            batch_size)
         if device.type == "cuda":
             torch.cuda.synchronize(device)
-        return kept
+        return kept_coords, kept_values
 
     def setup():
         return (data.coords.clone(),), {}

@@ -25,7 +25,7 @@ import torch
 
 from .stencil_codegen import STACK_MAX_CHANNELS
 from . import openmp
-from .slab_jobs import SLAB_ENTRIES, pack_job, run_slab_job, stack_serial, time_histogram
+from .stack_jobs import STACK_ENTRIES, pack_job, run_stack_job, stack_serial
 from .stencil_small import KERNELS
 
 ACTIVATION_CODES = {None: 0, "relu": 1, "sigmoid": 2}
@@ -63,17 +63,12 @@ def _find_duplicate(flat, owners):  # pragma: no cover - compiled by numba
 PARALLEL_MIN_ROWS = 4096
 #: Chunks of rows per thread in a parallel call.
 CHUNKS_PER_THREAD = 8
-#: A stack over at least SLAB_MIN_ROWS rows runs in time slabs, one per thread, on torch's
-#: OpenMP threads (:mod:`.openmp`); smaller stacks run on one thread. On 2 cores (torch 2.13.0,
-#: BCAE-VS encoder, simulated wedges, one run each) two slabs took 0.77 ms against 1.17 ms on
-#: one thread at 8,300 rows and 8.2 ms against 10.3 ms for chunks of each layer at 78,000 rows.
-#: Without that runtime, slabs run on Python threads for fewer than SLAB_MAX_ROWS rows, and
-#: larger stacks in chunks of each layer. There, at 110,000 rows slabs were 8 % slower than
-#: chunks, because each slab's halo is extra work.
-SLAB_MIN_ROWS = 4096
-SLAB_MAX_ROWS = 65536
-# NOTE: on Python threads, a slab can start late: torch's OpenMP threads spin for a few
-# milliseconds after a parallel torch operation and hold the cores (see openmp.py).
+#: A layer stack over fewer rows runs on one thread. On 2 cores (torch 2.13.0, BCAE-VS encoder,
+#: simulated wedges) two threads took 191 us against 272 us at 1,800 rows, and 102 us against
+#: 91 us at 710 rows.
+STACK_PARALLEL_MIN_ROWS = 1024
+#: Smallest chunk of a parallel stack, in rows; smaller chunks cost more in claims than they gain.
+MIN_CHUNK_ROWS = 256
 
 _pool: ThreadPoolExecutor | None = None
 _pool_lock = threading.Lock()
@@ -289,10 +284,8 @@ class StackPlan:
     Layer l has the int64 flat offset steps ``steps[step_starts[l]:step_starts[l + 1]]``, the
     flattened offset-major (K, C_in, C_out) weights ``weights[weight_starts[l]:weight_starts[l + 1]]``
     and the activation code ``codes[l]``; ``channels`` are the channel counts (input, then each
-    layer's output). ``time_axis`` is (padded width, padding, size, halo) of the last spatial
-    axis, where halo is the stack's total reach along it in sites (sum of dilation *
-    (kernel_size // 2)), or None. ``sources`` are weak references to the canonical weights the
-    plan was built from. ``padded_shape`` and ``pad`` describe the padded grid of the steps,
+    layer's output). ``sources`` are weak references to the canonical weights the plan was built
+    from. ``padded_shape`` and ``pad`` describe the padded grid of the steps,
     when known.
     """
 
@@ -302,14 +295,13 @@ class StackPlan:
     weight_starts: np.ndarray
     codes: np.ndarray
     channels: np.ndarray
-    time_axis: tuple[int, int, int, int] | None
     sources: tuple = ()
     padded_shape: tuple[int, int, int] | None = None
     pad: int = 0
 
     @classmethod
-    def build(cls, deltas, weights, activations, in_channels: int, time_axis=None, sources=(),
-              padded_shape=None, pad: int = 0) -> "StackPlan":
+    def build(cls, deltas, weights, activations, in_channels: int, sources=(), padded_shape=None,
+              pad: int = 0) -> "StackPlan":
         """Build a plan from (K,) int64 ``deltas`` and offset-major (K, C_in, C_out) ``weights`` per layer."""
         channels = np.array([in_channels] + [weight.shape[2] for weight in weights], dtype=np.int64)
         steps = [step.numpy().astype(np.int64) for step in deltas]
@@ -321,7 +313,6 @@ class StackPlan:
             weight_starts=np.cumsum([0] + [kernel.shape[0] for kernel in kernels], dtype=np.int64),
             codes=np.array([ACTIVATION_CODES[activation] for activation in activations], dtype=np.int64),
             channels=channels,
-            time_axis=time_axis,
             sources=tuple(weakref.ref(weight) for weight in sources),
             padded_shape=padded_shape,
             pad=pad,
@@ -344,7 +335,6 @@ def stencil_stack(
     weights: list[torch.Tensor],
     activations: list[str | None],
     grid_size: int,
-    time_axis: tuple[int, int, int, int] | None = None,
 ) -> torch.Tensor:
     """Apply several convolutions over one coordinate set, each layer straight into the next.
 
@@ -352,104 +342,59 @@ def stencil_stack(
     (offset-major (K, C_in, C_out), the channels of consecutive layers matching) and
     ``activations``; every layer must have at most ``STACK_MAX_CHANNELS`` channels. Layers
     write their output into the next layer's grid, so no (N, C) array is formed between layers.
-    ``time_axis`` is described in :class:`StackPlan`.
     """
-    plan = StackPlan.build(deltas, weights, activations, features.shape[1], time_axis)
+    plan = StackPlan.build(deltas, weights, activations, features.shape[1])
     return run_stack_plan(plan, features, flat, grid_size)
 
 
 def run_stack_plan(plan: StackPlan, features: torch.Tensor, flat: torch.Tensor, grid_size: int) -> torch.Tensor:
     """Apply ``plan`` to contiguous CPU ``features`` (N, C_in) at grid positions ``flat`` and return (N, C_out).
 
-    With ``plan.time_axis``, threads split the rows into slabs of that axis, and each runs the
-    whole stack on its slab plus the halo. Otherwise threads share each layer's rows and wait
-    for each other between layers.
+    From STACK_PARALLEL_MIN_ROWS rows on, torch's thread count shares the rows of each layer
+    (:mod:`.stack_jobs`), on torch's OpenMP threads where :mod:`.openmp` finds them and on
+    Python threads otherwise.
     """
-    x = features.detach().numpy()
+    x = np.ascontiguousarray(features.detach().numpy())
     stride = STACK_MAX_CHANNELS
     out = torch.empty((features.shape[0], int(plan.channels[-1])), dtype=features.dtype)
     target = out.numpy().reshape(-1)
     positions = flat.numpy()
+    rows = positions.shape[0]
     threads = torch.get_num_threads()
-
-    slabs = 1 if plan.time_axis is None else _slab_count(threads, positions.shape[0], plan.time_axis)
-    if slabs > 1:
-        _run_slabs(plan, x, positions, slabs, grid_size * stride, target)
-        return out
-
     first = _scratch_array("stack-first", grid_size * stride, x.dtype, 0)
     second = _scratch_array("stack-second", grid_size * stride, x.dtype, 0)
-    if threads <= 1 or positions.shape[0] < PARALLEL_MIN_ROWS:
+    if threads <= 1 or rows < STACK_PARALLEL_MIN_ROWS:
         stack_serial(x, positions, *plan.arrays(), stride, first, second, target)
         return out
 
-    _scatter_strided(x, positions, stride, first)
-    try:
-        for layer in range(plan.codes.shape[0]):
-            source, layer_target = (first, second) if layer % 2 == 0 else (second, first)
-            last = layer == plan.codes.shape[0] - 1
-            steps, kernel = plan.layer(layer)
-            _run_rows(KERNELS[(int(plan.channels[layer]), int(plan.channels[layer + 1]), stride)],
-                      positions.shape[0], positions, steps, kernel, int(plan.codes[layer]), source,
-                      target if last else layer_target, last)
-    finally:
-        _clear_strided(positions, stride, first)
-        _clear_strided(positions, stride, second)
-    return out
-
-
-def _run_slabs(plan: StackPlan, x: np.ndarray, positions: np.ndarray, slabs: int, grid_entries: int,
-               target: np.ndarray) -> None:
-    """Run the stack in ``slabs`` time slabs on as many threads, each slab with its own two grids."""
-    width, pad, size, halo = plan.time_axis
-    times = np.empty(positions.shape[0], dtype=np.int64)
-    cuts = _slab_cuts(time_histogram(positions, width, pad, size, times), slabs)
-    x = np.ascontiguousarray(x)
-    scratch = _scratch_array("stack-slabs", 2 * slabs * grid_entries, x.dtype, 0)[:2 * slabs * grid_entries]
-    job = pack_job(x, positions, times, halo, cuts, plan.arrays(), STACK_MAX_CHANNELS,
-                   scratch.reshape(2 * slabs, grid_entries), target)
+    chunk_rows = max(MIN_CHUNK_ROWS, -(-rows // (CHUNKS_PER_THREAD * threads)))
+    job, counters = pack_job(x, positions, plan.arrays(), stride, first, second, target, chunk_rows)
     region = openmp.parallel_region()
     if region is not None:
-        region(SLAB_ENTRIES[x.dtype].address, job.ctypes.data, slabs)
-        return
+        region(STACK_ENTRIES[x.dtype].address, job.ctypes.data, threads)
+        return out
+
     like = np.empty(0, dtype=x.dtype)
-    pool = _thread_pool(slabs - 1)
-    workers = [pool.submit(run_slab_job, job, like) for _ in range(slabs - 1)]
+    pool = _thread_pool(threads - 1)
+    workers = [pool.submit(run_stack_job, job, like) for _ in range(threads - 1)]
     try:
-        run_slab_job(job, like)
+        run_stack_job(job, like)
     finally:
         for worker in workers:
             worker.result()
-
-
-def _slab_count(threads: int, rows: int, time_axis: tuple[int, int, int, int]) -> int:
-    """Return how many time slabs to run in parallel, 1 when threads would not pay off."""
-    _, _, size, halo = time_axis
-    if threads <= 1 or rows < SLAB_MIN_ROWS:
-        return 1
-    # Each slab computes its halo on both sides again, so keep the halo below a quarter of the slab.
-    slabs = max(1, min(threads, size // (4 * max(halo, 1))))
-    if rows < SLAB_MAX_ROWS or (slabs == threads and openmp.parallel_region() is not None):
-        return slabs
-    # Chunks keep every thread busy, and Python threads in chunks start late less often.
-    return 1
-
-
-def _slab_cuts(counts: np.ndarray, slabs: int) -> np.ndarray:
-    """Return slabs + 1 increasing bin edges that split ``counts`` into parts of similar sums."""
-    cumulative = np.cumsum(counts)
-    targets = cumulative[-1] * np.arange(1, slabs) / slabs
-    inner = np.searchsorted(cumulative, targets, side="left") + 1
-    return np.concatenate(([0], inner, [counts.shape[0]])).astype(np.int64)
+    return out
 
 
 @numba.njit(cache=True, nogil=True)
-def select_rows_into(keep, coords, values, kept_coords, kept_values):  # pragma: no cover - compiled by numba
-    """Copy the rows of ``coords`` (N, 4) and ``values`` (N,) where ``keep`` is true, in order.
-
-    The outputs need one spare row: every row is written to the next free slot and the slot
-    advances only for a kept row, which avoids a mispredicted branch per row.
-    """
+def select_rows(keep, coords, values):  # pragma: no cover - compiled by numba
+    """Return the rows of ``coords`` (N, 4) and ``values`` (N,) where ``keep`` is true, in order."""
+    count = 0
+    for i in range(keep.shape[0]):
+        count += 1 if keep[i] else 0
+    # One spare row: every row is written to the next free slot, and the slot advances only for
+    # a kept row, which avoids a mispredicted branch per row.
+    kept_coords = np.empty((count + 1, 4), dtype=coords.dtype)
+    kept_values = np.empty(count + 1, dtype=values.dtype)
     j = 0
     for i in range(keep.shape[0]):
         kept_coords[j, 0] = coords[i, 0]
@@ -458,4 +403,23 @@ def select_rows_into(keep, coords, values, kept_coords, kept_values):  # pragma:
         kept_coords[j, 3] = coords[i, 3]
         kept_values[j] = values[i]
         j += 1 if keep[i] else 0
-    return j
+    return kept_coords[:count], kept_values[:count]
+
+
+@numba.njit(cache=True, nogil=True)
+def random_gate_select(probability, theta, coords, values):  # pragma: no cover - compiled by numba
+    """Keep the rows with p > theta (compared in float64) of one wedge, all with batch index 0.
+
+    Returns the (N,) keep mask, the kept (K, 4) coordinates and (K,) values, or None for all
+    three when a row has another batch index.
+    """
+    count = probability.shape[0]
+    keep = np.empty(count, dtype=np.bool_)
+    kept = 0
+    for i in range(count):
+        if coords[i, 0] != 0:
+            return None, None, None
+        keep[i] = np.float64(probability[i]) > theta[i]
+        kept += 1 if keep[i] else 0
+    kept_coords, kept_values = select_rows(keep, coords, values)
+    return keep, kept_coords, kept_values

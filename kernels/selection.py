@@ -37,11 +37,7 @@ def select_rows(keep: torch.Tensor, coords: torch.Tensor, values: torch.Tensor) 
     if not fast:
         return coords[keep], values[keep]
 
-    from .cpu_numba import select_rows_into
+    from .cpu_numba import select_rows as select_with_numba
 
-    # One spare row for the branch-free copy.
-    count = int(torch.count_nonzero(keep))
-    kept_coords = torch.empty((count + 1, 4), dtype=coords.dtype)
-    kept_values = torch.empty(count + 1, dtype=values.dtype)
-    select_rows_into(keep.numpy(), coords.numpy(), values.numpy(), kept_coords.numpy(), kept_values.numpy())
-    return kept_coords[:count], kept_values[:count]
+    kept_coords, kept_values = select_with_numba(keep.numpy(), coords.numpy(), values.numpy())
+    return torch.from_numpy(kept_coords), torch.from_numpy(kept_values)

@@ -18,8 +18,10 @@ from sparsecodec.model import (
     paper_compression_ratio,
     reconstruct,
     save_model,
+    select_key_points,
     weights_hash,
 )
+from sparsecodec.kernels import capabilities
 from sparsecodec.model.gate import kept_fraction_for_ratio
 from sparse_cases import WEDGE_SHAPE, at_occupancy, batch_of, track_like
 
@@ -201,6 +203,29 @@ def test_random_gate_independent_of_batching():
     # A single wedge takes a shorter path in hard_gate; it must draw the same thresholds.
     first_alone = hard_gate(p[:1000], torch.zeros(1000, dtype=torch.long), GateConfig("random", seed=5), VOLUME, 1)
     assert torch.equal(whole[:1000], first_alone)
+
+
+@pytest.mark.parametrize("torch_path", [False, True], ids=["numba", "torch"])
+@pytest.mark.parametrize("config,batch_size,wedges", [
+    (GateConfig("random", seed=7), 1, 1),
+    (GateConfig("random", seed=7), None, 1),
+    (GateConfig("random", seed=7), 2, 2),
+    (GateConfig("random", seed=7), None, 2),
+    (GateConfig("retention", 0.3), 1, 1),
+    (GateConfig("fixed", 0.4), None, 2),
+], ids=["random_one_wedge", "random_batch_none", "random_two_wedges", "random_two_wedges_none", "retention", "fixed"])
+def test_select_key_points_matches_gate_and_indexing(monkeypatch, torch_path, config, batch_size, wedges):
+    monkeypatch.setattr(capabilities, "FORCE_TORCH_PATH", torch_path)
+    rows = 3000
+    hidden = torch.rand(rows, 2, generator=torch.Generator().manual_seed(8))
+    coords = torch.randint(0, 100, (rows, 4), dtype=torch.int32, generator=torch.Generator().manual_seed(9))
+    coords[:, 0] = torch.arange(rows) * wedges // rows
+    keep, kept_coords, kept_values = select_key_points(hidden[:, 0], hidden[:, 1], coords, config, VOLUME, batch_size,
+                                                       first_wedge=3)
+    expected = hard_gate(hidden[:, 0], coords[:, 0], config, VOLUME, batch_size, first_wedge=3)
+    assert torch.equal(keep, expected)
+    assert torch.equal(kept_coords, coords[expected])
+    assert torch.equal(kept_values, hidden[:, 1][expected])
 
 
 def test_fixed_gate_monotonic_in_threshold():

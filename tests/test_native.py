@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import gc
 
+import numpy as np
+
 import pytest
 import torch
 
 import sparsecodec.backends as backends
-from sparsecodec.kernels import capabilities
+from sparsecodec.kernels import canonical_to_offset_major, capabilities
 from sparse_cases import WEDGE_SHAPE, at_occupancy, track_like
 
 
@@ -181,10 +183,9 @@ def stack_through_maps(native, coords, features, weights, batch_size=None):
 @pytest.mark.parametrize("runtime", ["openmp", "python"])
 @pytest.mark.parametrize("threads", [1, 2])
 @pytest.mark.parametrize("occupancy,batch", [(1e-3, 1), (0.01, 1), (0.02, 2), (0.12, 1)],
-                         ids=["serial", "slabs", "slabs_batch2", "large"])
+                         ids=["serial", "parallel", "parallel_batch2", "large"])
 def test_stack_matches_layer_by_layer(native, monkeypatch, runtime, threads, occupancy, batch):
-    # 0.01 and 0.02 occupancy run in time slabs on 2 threads. 0.12 runs in slabs on torch's
-    # OpenMP threads and in chunks of each layer on Python threads.
+    # 1e-3 occupancy is below STACK_PARALLEL_MIN_ROWS, so it runs serially even on 2 threads.
     from sparsecodec.kernels import cpu_numba, openmp
 
     monkeypatch.setattr(capabilities, "FORCE_TORCH_PATH", False)
@@ -192,6 +193,7 @@ def test_stack_matches_layer_by_layer(native, monkeypatch, runtime, threads, occ
     if runtime == "openmp" and openmp.parallel_region() is None:
         pytest.skip("torch's OpenMP runtime is not reachable here (needs Linux and torch built with OpenMP)")
     coords = torch.cat([at_occupancy(occupancy, batch=item, seed=11 + item) for item in range(batch)])
+    assert (coords.shape[0] >= cpu_numba.STACK_PARALLEL_MIN_ROWS) == (occupancy > 1e-3)
     features = torch.rand(coords.shape[0], 1, generator=torch.Generator().manual_seed(12))
     weights = encoder_weights(13)
     previous = torch.get_num_threads()
@@ -201,11 +203,8 @@ def test_stack_matches_layer_by_layer(native, monkeypatch, runtime, threads, occ
                                          ENCODER_ACTIVATIONS, batch_size=batch)
         again = native.submanifold_stack(coords, WEDGE_SHAPE, features, weights, ENCODER_GEOMETRIES,
                                          ENCODER_ACTIVATIONS)
-        slabs = cpu_numba._slab_count(threads, coords.shape[0], (257, 4, 249, 9))
     finally:
         torch.set_num_threads(previous)
-    expect_slabs = threads > 1 and (occupancy in (0.01, 0.02) or (occupancy > 0.1 and runtime == "openmp"))
-    assert (slabs > 1) == expect_slabs
     reference = stack_through_maps(native, coords, features, weights)
     torch.testing.assert_close(fused, reference)
     assert torch.equal(fused, again)
@@ -215,8 +214,16 @@ def test_stack_matches_layer_by_layer(native, monkeypatch, runtime, threads, occ
             assert (array == expected).all(), f"scratch array {name!r} not restored after the stack"
 
 
-def test_slabs_bit_identical_to_one_thread(native, monkeypatch):
+@pytest.mark.parametrize("runtime", ["openmp", "python"])
+def test_parallel_stack_bit_identical_to_one_thread(native, monkeypatch, runtime):
+    from sparsecodec.kernels import openmp
+
     monkeypatch.setattr(capabilities, "FORCE_TORCH_PATH", False)
+    monkeypatch.setenv("SPARSECODEC_OPENMP", "1" if runtime == "openmp" else "0")
+    if runtime == "openmp" and openmp.parallel_region() is None:
+        pytest.skip("torch's OpenMP runtime is not reachable here (needs Linux and torch built with OpenMP)")
+    if runtime == "python":
+        assert openmp.parallel_region() is None
     coords = track_like(300, seed=14)
     features = torch.rand(coords.shape[0], 1, generator=torch.Generator().manual_seed(15))
     weights = encoder_weights(16)
@@ -232,28 +239,6 @@ def test_slabs_bit_identical_to_one_thread(native, monkeypatch):
     assert coords.shape[0] >= 4096
     assert torch.equal(outputs[0], outputs[1])
     assert torch.equal(outputs[0], outputs[2])
-
-
-def test_slabs_same_on_openmp_and_python_threads(native, monkeypatch):
-    from sparsecodec.kernels import openmp
-
-    monkeypatch.setattr(capabilities, "FORCE_TORCH_PATH", False)
-    coords = track_like(300, seed=14)
-    features = torch.rand(coords.shape[0], 1, generator=torch.Generator().manual_seed(15))
-    weights = encoder_weights(16)
-    outputs = {}
-    previous = torch.get_num_threads()
-    try:
-        torch.set_num_threads(2)
-        for setting in ("1", "0"):
-            monkeypatch.setenv("SPARSECODEC_OPENMP", setting)
-            outputs[setting] = native.submanifold_stack(coords, WEDGE_SHAPE, features, weights, ENCODER_GEOMETRIES,
-                                                        ENCODER_ACTIVATIONS)
-            if setting == "0":
-                assert openmp.parallel_region() is None
-    finally:
-        torch.set_num_threads(previous)
-    assert torch.equal(outputs["1"], outputs["0"])
 
 
 def sorted_rows(coords):
@@ -328,3 +313,54 @@ def test_stack_accepts_geometry_lists(native, monkeypatch):
     with pytest.raises(ValueError, match="dilation must be a positive int, got 0"):
         native.submanifold_stack(coords, WEDGE_SHAPE, features, weights, [(3, 0)] + as_lists[1:],
                                  ENCODER_ACTIVATIONS)
+
+
+def stack_job_case(rows_per_chunk=100):
+    from sparsecodec.kernels import offset_deltas
+    from sparsecodec.kernels.cpu_numba import StackPlan, grid_positions
+
+    coords = track_like(20, seed=29)
+    padded = tuple(size + 8 for size in WEDGE_SHAPE)
+    flat = grid_positions(coords, padded, 4).numpy()
+    weights = [canonical_to_offset_major(weight).contiguous() for weight in encoder_weights(30)]
+    plan = StackPlan.build([offset_deltas(k, d, padded) for k, d in ENCODER_GEOMETRIES], weights,
+                           ENCODER_ACTIVATIONS, 1)
+    x = torch.rand(coords.shape[0], 1, generator=torch.Generator().manual_seed(31)).numpy()
+    entries = padded[0] * padded[1] * padded[2] * 2
+    grids = [np.zeros(entries, dtype=np.float32) for _ in range(2)]
+    return x, flat, plan, grids
+
+
+def test_stack_job_finishes_on_one_thread():
+    # A thread that never starts must not hold the job up, and one that starts after the end
+    # finds nothing left to do.
+    from sparsecodec.kernels.stack_jobs import pack_job, run_stack_job, stack_serial
+
+    x, flat, plan, (first, second) = stack_job_case()
+    expected = np.empty(flat.shape[0] * 2, dtype=np.float32)
+    stack_serial(x, flat, *plan.arrays(), 2, first, second, expected)
+    out = np.full(flat.shape[0] * 2, np.nan, dtype=np.float32)
+    job, counters = pack_job(x, flat, plan.arrays(), 2, first, second, out, 100)
+    run_stack_job(job, np.empty(0, dtype=np.float32))
+    assert np.array_equal(out, expected)
+    assert not first.any() and not second.any()
+    run_stack_job(job, np.empty(0, dtype=np.float32))
+    assert np.array_equal(out, expected)
+
+
+@pytest.mark.parametrize("change,error,message", [
+    (lambda a: a.update(x=np.asfortranarray(np.repeat(a["x"], 2, axis=1))), ValueError, "C-contiguous"),
+    (lambda a: a.update(out=a["out"].astype(np.float64)), TypeError, "feature dtype float32"),
+    (lambda a: a.update(flat=a["flat"].astype(np.int32)), TypeError, "int64"),
+    (lambda a: a.update(second=a["second"][:-2]), ValueError, "equal sizes"),
+    (lambda a: a.update(chunk_rows=0), ValueError, "chunk_rows must be positive"),
+], ids=["fortran_order", "dtype", "index_dtype", "grid_sizes", "chunk_rows"])
+def test_stack_job_rejects_bad_arrays(change, error, message):
+    from sparsecodec.kernels.stack_jobs import pack_job
+
+    x, flat, plan, (first, second) = stack_job_case()
+    arguments = dict(x=x, flat=flat, plan_arrays=plan.arrays(), stride=2, first=first, second=second,
+                     out=np.empty(flat.shape[0] * 2, dtype=np.float32), chunk_rows=100)
+    change(arguments)
+    with pytest.raises(error, match=message):
+        pack_job(**arguments)

@@ -15,8 +15,7 @@ from dataclasses import dataclass
 import torch
 
 from .. import backends
-from ..kernels.selection import select_rows
-from ..model import BCAEVSEncoder, GateConfig, hard_gate
+from ..model import BCAEVSEncoder, GateConfig, select_key_points
 from .inputs import EncoderInput
 
 
@@ -72,8 +71,9 @@ def time_encoder(encoder: BCAEVSEncoder, backend_name: str, data: EncoderInput, 
 
     def encode(coords):
         output = encoder(coords, data.log_adc, data.batch_size, backend=backend)
-        keep = hard_gate(output.probability, coords[:, 0], gate, volume, data.batch_size)
-        return select_rows(keep, coords, output.value)
+        _, kept_coords, kept_values = select_key_points(output.probability, output.value, coords, gate, volume,
+                                                        data.batch_size)
+        return kept_coords, kept_values
 
     def build_maps(coords):
         return {key: backend.build_kernel_map(coords, shape, *key, batch_size=data.batch_size) for key in keys}

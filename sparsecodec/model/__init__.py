@@ -4,7 +4,7 @@ from .bcaevs import BCAEVS, LOG_ADC_THRESHOLD, Decoded, KeyPoints, TrainingOutpu
 from .decoder import BCAEVSDecoder
 from .encoder import ENCODER_LAYERS, WEDGE_SHAPE, BCAEVSEncoder, EncoderOutput
 from .files import load_model, save_model, weights_hash
-from .gate import GATE_MODES, GateConfig, hard_gate, paper_compression_ratio, soft_mask
+from .gate import GATE_MODES, GateConfig, hard_gate, paper_compression_ratio, select_key_points, soft_mask
 from .layers import SubmanifoldConv3d
 
 __all__ = [
@@ -22,6 +22,7 @@ __all__ = [
     "TrainingOutput",
     "WEDGE_SHAPE",
     "hard_gate",
+    "select_key_points",
     "load_model",
     "paper_compression_ratio",
     "reconstruct",

@@ -12,8 +12,7 @@ from torch import nn
 from ..backends import SparseConvBackend
 from .decoder import BCAEVSDecoder
 from .encoder import WEDGE_SHAPE, BCAEVSEncoder, EncoderOutput
-from ..kernels.selection import select_rows
-from .gate import GateConfig, hard_gate, soft_mask
+from .gate import GateConfig, select_key_points, soft_mask
 
 #: log2(64): the zero-suppression threshold of 64 ADC in log-ADC units. Reconstructed values
 #: below it are set to zero, as the detector would never have recorded them.
@@ -122,8 +121,8 @@ class BCAEVS(nn.Module):
         if not isinstance(gate, GateConfig):
             raise TypeError(f"gate must be a GateConfig, got {type(gate).__name__}")
         encoded = self.encoder(coords, log_adc, batch_size)
-        keep = hard_gate(encoded.probability, coords[:, 0], gate, self.wedge_volume, batch_size, first_wedge)
-        kept_coords, kept_values = select_rows(keep, coords, encoded.value)
+        keep, kept_coords, kept_values = select_key_points(encoded.probability, encoded.value, coords, gate,
+                                                           self.wedge_volume, batch_size, first_wedge)
         return KeyPoints(kept_coords.to(torch.int32), kept_values, keep, encoded.probability)
 
     def decode(self, coords: torch.Tensor, values: torch.Tensor, batch_size: int,

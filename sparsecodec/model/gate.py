@@ -26,6 +26,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from ..kernels import capabilities
+from ..kernels.selection import select_rows
+
 GATE_MODES = ("random", "fixed", "retention", "ratio")
 
 #: Bits per input voxel and per kept voxel in the compression-ratio formula.
@@ -147,8 +150,41 @@ def hard_gate(probability: torch.Tensor, batch_index: torch.Tensor, config: Gate
     return keep
 
 
+def _random_thresholds(count: int, seed: int, wedge_index: int) -> torch.Tensor:
+    """Return the (count,) float64 CPU thresholds theta ~ U(0, 1) of one wedge, drawn from its seed."""
+    generator = torch.Generator().manual_seed(wedge_seed(seed, wedge_index))
+    return torch.rand(count, generator=generator, dtype=torch.float64)
+
+
 def _random_keep(probability: torch.Tensor, seed: int, wedge_index: int) -> torch.Tensor:
     """Return p > theta for the (N,) scores of one wedge, theta ~ U(0, 1) drawn from the wedge's seed."""
-    generator = torch.Generator().manual_seed(wedge_seed(seed, wedge_index))
-    theta = torch.rand(probability.shape[0], generator=generator, dtype=torch.float64).to(probability.device)
+    theta = _random_thresholds(probability.shape[0], seed, wedge_index).to(probability.device)
     return probability.double() > theta
+
+
+def select_key_points(probability: torch.Tensor, values: torch.Tensor, coords: torch.Tensor, config: GateConfig,
+                      wedge_volume: int, batch_size: int | None = None,
+                      first_wedge: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Return (keep, coords[keep], values[keep]): :func:`hard_gate` and the kept rows in one step.
+
+    ``coords`` are the (N, 4) rows (batch index first) and ``values`` the (N,) codes v; the other
+    arguments are those of :func:`hard_gate`. The random gate of one wedge on the CPU runs as one
+    numba pass, and gives the same rows as the general path.
+    """
+    if (config.mode == "random" and batch_size in (None, 1) and capabilities.numba_enabled()
+            and isinstance(coords, torch.Tensor) and coords.dim() == 2 and coords.shape[1] == 4
+            and coords.dtype in (torch.int32, torch.int64) and probability.dim() == 1
+            and probability.shape[0] == coords.shape[0] == values.shape[0] and values.dim() == 1
+            and probability.dtype in (torch.float32, torch.float64) and values.dtype in (torch.float32, torch.float64)
+            and all(tensor.device.type == "cpu" and not tensor.requires_grad
+                    for tensor in (probability, values, coords))):
+        from ..kernels.cpu_numba import random_gate_select
+
+        theta = _random_thresholds(probability.shape[0], config.seed, first_wedge)
+        keep, kept_coords, kept_values = random_gate_select(probability.numpy(), theta.numpy(), coords.numpy(),
+                                                            values.numpy())
+        if keep is not None:
+            return torch.from_numpy(keep), torch.from_numpy(kept_coords), torch.from_numpy(kept_values)
+    keep = hard_gate(probability, coords[:, 0], config, wedge_volume, batch_size, first_wedge)
+    kept_coords, kept_values = select_rows(keep, coords, values)
+    return keep, kept_coords, kept_values

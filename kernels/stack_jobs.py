@@ -1,0 +1,210 @@
+"""A layer stack as one parallel job: phases of row chunks that any thread can take.
+
+The phases are: scatter the input into the first grid, one phase per layer, and clear both grids.
+Threads claim chunks of rows through an atomic counter per phase, and a thread moves to the next
+phase once every chunk of the current one is done. Waiting on finished chunks instead of on
+threads means that a thread the OS starts late only joins later: it never holds the others up.
+Each row is computed by one thread from its own neighbours, so results do not depend on the
+thread count.
+
+A job is an int64 array of the sizes and addresses of every array the phases use (layout: the
+``JOB_*`` indices). The same job runs on Python threads (:func:`run_stack_job` releases the GIL)
+or as the body of an OpenMP parallel region (:data:`STACK_ENTRIES`, C callbacks for
+``GOMP_parallel``). The caller keeps every array alive until all threads have returned.
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+from llvmlite import ir
+from numba import types
+from numba.extending import intrinsic
+
+from .stencil_small import stencil_layer
+
+(JOB_ROWS, JOB_X, JOB_IN_CHANNELS, JOB_FLAT, JOB_LAYERS, JOB_STEPS, JOB_STEP_COUNT, JOB_STEP_STARTS, JOB_WEIGHTS,
+ JOB_WEIGHT_COUNT, JOB_WEIGHT_STARTS, JOB_CODES, JOB_CHANNELS, JOB_STRIDE, JOB_FIRST, JOB_SECOND, JOB_GRID_ENTRIES,
+ JOB_OUT, JOB_CHUNK_ROWS, JOB_COUNTERS) = range(20)
+JOB_LENGTH = 20
+
+
+@intrinsic
+def _as_pointer(typingctx, address):
+    """Return the int64 ``address`` as a void pointer, for ``numba.carray``."""
+    if not isinstance(address, types.Integer):
+        return None
+
+    def codegen(context, builder, signature, args):
+        return builder.inttoptr(args[0], ir.IntType(8).as_pointer())
+
+    return types.voidptr(address), codegen
+
+
+@intrinsic
+def _fetch_add(typingctx, address, value):
+    """Add ``value`` to the int64 at ``address`` atomically and return the previous value."""
+    if not isinstance(address, types.Integer) or not isinstance(value, types.Integer):
+        return None
+
+    def codegen(context, builder, signature, args):
+        pointer = builder.inttoptr(args[0], ir.IntType(64).as_pointer())
+        return builder.atomic_rmw("add", pointer, args[1], "seq_cst")
+
+    return types.int64(types.int64, types.int64), codegen
+
+
+@intrinsic
+def _load_acquire(typingctx, address):
+    """Return the int64 at ``address``, read atomically with acquire ordering."""
+    if not isinstance(address, types.Integer):
+        return None
+
+    def codegen(context, builder, signature, args):
+        pointer = builder.inttoptr(args[0], ir.IntType(64).as_pointer())
+        return builder.load_atomic(pointer, "acquire", 8)
+
+    return types.int64(types.int64), codegen
+
+
+@numba.njit(cache=True, nogil=True)
+def stack_rows(x, flat, steps, step_starts, weights, weight_starts, activations, channels, stride, first, second,
+               out, start, stop, phase):  # pragma: no cover - compiled by numba
+    """Run ``phase`` of the stack on rows [start, stop).
+
+    Phase 0 scatters the (N, C_in) input ``x`` into ``first``; phase l + 1 applies layer l, which
+    reads one grid and writes the other (the last layer writes ``out``, N * C_out); phase L + 1
+    clears both grids, which every phase before must have finished. Layer l has the offset steps
+    ``steps[step_starts[l]:step_starts[l + 1]]`` and the flattened offset-major weights
+    ``weights[weight_starts[l]:weight_starts[l + 1]]``.
+    """
+    layers = activations.shape[0]
+    if phase == 0:
+        for i in range(start, stop):
+            for c in range(channels[0]):
+                first[flat[i] * stride + c] = x[i, c]
+    elif phase <= layers:
+        layer = phase - 1
+        source = first if layer % 2 == 0 else second
+        target = second if layer % 2 == 0 else first
+        deltas = steps[step_starts[layer]:step_starts[layer + 1]]
+        weight = weights[weight_starts[layer]:weight_starts[layer + 1]]
+        if layer == layers - 1:
+            stencil_layer(channels[layer], channels[layer + 1], start, stop, flat, deltas, weight,
+                          activations[layer], source, out, True)
+        else:
+            stencil_layer(channels[layer], channels[layer + 1], start, stop, flat, deltas, weight,
+                          activations[layer], source, target, False)
+    else:
+        for i in range(start, stop):
+            for c in range(stride):
+                first[flat[i] * stride + c] = 0
+                second[flat[i] * stride + c] = 0
+
+
+@numba.njit(cache=True, nogil=True)
+def stack_serial(x, flat, steps, step_starts, weights, weight_starts, activations, channels, stride, first,
+                 second, out):  # pragma: no cover - compiled by numba
+    """Run every phase of the stack on all rows on the calling thread; see :func:`stack_rows`.
+
+    The grids ``first`` and ``second`` must be all zero, and are left so.
+    """
+    count = flat.shape[0]
+    for phase in range(activations.shape[0] + 2):
+        stack_rows(x, flat, steps, step_starts, weights, weight_starts, activations, channels, stride, first,
+                   second, out, 0, count, phase)
+
+
+@numba.njit(cache=True, nogil=True)
+def run_stack_job(job, like):  # pragma: no cover - compiled by numba
+    """Take and run chunks of ``job`` until every phase is done; ``like`` is any array of the feature dtype."""
+    dtype = like.dtype
+    rows = job[JOB_ROWS]
+    layers = job[JOB_LAYERS]
+    x = numba.carray(_as_pointer(job[JOB_X]), (rows, job[JOB_IN_CHANNELS]), dtype)
+    flat = numba.carray(_as_pointer(job[JOB_FLAT]), (rows,), np.int64)
+    steps = numba.carray(_as_pointer(job[JOB_STEPS]), (job[JOB_STEP_COUNT],), np.int64)
+    step_starts = numba.carray(_as_pointer(job[JOB_STEP_STARTS]), (layers + 1,), np.int64)
+    weights = numba.carray(_as_pointer(job[JOB_WEIGHTS]), (job[JOB_WEIGHT_COUNT],), dtype)
+    weight_starts = numba.carray(_as_pointer(job[JOB_WEIGHT_STARTS]), (layers + 1,), np.int64)
+    codes = numba.carray(_as_pointer(job[JOB_CODES]), (layers,), np.int64)
+    channels = numba.carray(_as_pointer(job[JOB_CHANNELS]), (layers + 1,), np.int64)
+    first = numba.carray(_as_pointer(job[JOB_FIRST]), (job[JOB_GRID_ENTRIES],), dtype)
+    second = numba.carray(_as_pointer(job[JOB_SECOND]), (job[JOB_GRID_ENTRIES],), dtype)
+    out = numba.carray(_as_pointer(job[JOB_OUT]), (rows * channels[layers],), dtype)
+    chunk_rows = job[JOB_CHUNK_ROWS]
+    chunks = (rows + chunk_rows - 1) // chunk_rows
+    phases = layers + 2
+    for phase in range(phases):
+        claimed = job[JOB_COUNTERS] + 16 * phase
+        finished = claimed + 8
+        while True:
+            chunk = _fetch_add(claimed, 1)
+            if chunk >= chunks:
+                break
+            start = chunk * chunk_rows
+            stop = min(start + chunk_rows, rows)
+            stack_rows(x, flat, steps, step_starts, weights, weight_starts, codes, channels, job[JOB_STRIDE], first,
+                       second, out, start, stop, phase)
+            _fetch_add(finished, 1)
+        # The next phase reads what every chunk of this one wrote. After the last phase the
+        # caller waits for all threads anyway.
+        if phase < phases - 1:
+            while _load_acquire(finished) < chunks:
+                pass
+
+
+@numba.cfunc(types.void(types.voidptr), cache=True)
+def _stack_entry_float32(data):  # pragma: no cover - compiled by numba
+    run_stack_job(numba.carray(data, (JOB_LENGTH,), np.int64), np.empty(0, dtype=np.float32))
+
+
+@numba.cfunc(types.void(types.voidptr), cache=True)
+def _stack_entry_float64(data):  # pragma: no cover - compiled by numba
+    run_stack_job(numba.carray(data, (JOB_LENGTH,), np.int64), np.empty(0, dtype=np.float64))
+
+
+#: C callbacks ``void entry(int64_t *job)`` per feature dtype, the body of an OpenMP parallel region.
+STACK_ENTRIES = {np.dtype(np.float32): _stack_entry_float32, np.dtype(np.float64): _stack_entry_float64}
+
+
+def pack_job(x: np.ndarray, flat: np.ndarray, plan_arrays: tuple, stride: int, first: np.ndarray,
+             second: np.ndarray, out: np.ndarray, chunk_rows: int) -> tuple[np.ndarray, np.ndarray]:
+    """Return the int64 job array and its phase counters; every array must be C-contiguous.
+
+    ``plan_arrays`` are (steps, step_starts, weights, weight_starts, codes, channels) as in
+    :func:`stack_rows`, ``first`` and ``second`` the all-zero grids of ``stride`` entries per
+    site, and ``out`` the N * C_out result. The caller keeps both returned arrays alive.
+    """
+    steps, step_starts, weights, weight_starts, codes, channels = plan_arrays
+    for array in (x, flat, *plan_arrays, first, second, out):
+        if not array.flags.c_contiguous:
+            raise ValueError("stack job arrays must be C-contiguous")
+    for array in (flat, steps, step_starts, weight_starts, codes, channels):
+        if array.dtype != np.int64:
+            raise TypeError(f"stack job index arrays must be int64, got {array.dtype}")
+    for array in (weights, first, second, out):
+        if array.dtype != x.dtype:
+            raise TypeError(f"stack job arrays must all have the feature dtype {x.dtype}, got {array.dtype}")
+    if first.shape != second.shape:
+        raise ValueError(f"stack job grids must have equal sizes, got {first.shape[0]} and {second.shape[0]}")
+    if chunk_rows < 1:
+        raise ValueError(f"chunk_rows must be positive, got {chunk_rows}")
+    counters = np.zeros(2 * (codes.shape[0] + 2), dtype=np.int64)
+    job = np.empty(JOB_LENGTH, dtype=np.int64)
+    job[JOB_ROWS], job[JOB_IN_CHANNELS] = x.shape
+    job[JOB_X] = x.ctypes.data
+    job[JOB_FLAT] = flat.ctypes.data
+    job[JOB_LAYERS] = codes.shape[0]
+    job[JOB_STEPS], job[JOB_STEP_COUNT] = steps.ctypes.data, steps.shape[0]
+    job[JOB_STEP_STARTS] = step_starts.ctypes.data
+    job[JOB_WEIGHTS], job[JOB_WEIGHT_COUNT] = weights.ctypes.data, weights.shape[0]
+    job[JOB_WEIGHT_STARTS] = weight_starts.ctypes.data
+    job[JOB_CODES] = codes.ctypes.data
+    job[JOB_CHANNELS] = channels.ctypes.data
+    job[JOB_STRIDE] = stride
+    job[JOB_FIRST], job[JOB_SECOND], job[JOB_GRID_ENTRIES] = first.ctypes.data, second.ctypes.data, first.shape[0]
+    job[JOB_OUT] = out.ctypes.data
+    job[JOB_CHUNK_ROWS] = chunk_rows
+    job[JOB_COUNTERS] = counters.ctypes.data
+    return job, counters
