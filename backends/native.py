@@ -154,7 +154,7 @@ class NativeBackend(SparseConvBackend):
         """Return the numba plan of a fusable stack, or None. Weights are checked once per plan."""
         from ..kernels.stencil_codegen import STACK_MAX_CHANNELS
 
-        # The checks that a cached plan cannot answer come first; on small inputs this lookup is
+        # The checks that a cached plan cannot decide come first; on small inputs this lookup is
         # a noticeable part of the whole call.
         if not (isinstance(features, torch.Tensor) and features.dim() == 2 and len(weights) > 0
                 and len(geometries) == len(weights) == len(activations)

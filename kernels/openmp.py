@@ -2,10 +2,10 @@
 
 After a parallel operation, torch's OpenMP threads keep spinning for a few milliseconds (the
 OpenMP default wait policy). On a machine with few cores, threads of any other pool then wait
-for a free core, so a parallel kernel that starts right after a torch operation ran one part
-after the other (seen on 2 cores: the second of two time slabs started 3.3 ms late). A parallel
-region opened with ``GOMP_parallel`` of the runtime that torch uses puts the work on those
-spinning threads instead, and they start at once.
+for a free core. On 2 cores, the second of two Python threads that ran right after a torch
+operation started 3.3 ms late, so the two halves of the work ran one after the other. A
+parallel region opened with ``GOMP_parallel`` of the runtime that torch uses puts the work on
+those spinning threads instead, and they start at once.
 
 The runtime is found among the shared libraries mapped into the process (Linux only): exactly
 one OpenMP runtime that exports ``GOMP_parallel``, which libgomp and the GOMP interfaces of

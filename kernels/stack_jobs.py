@@ -3,7 +3,7 @@
 The phases are: scatter the input into the first grid, one phase per layer, and clear both grids.
 Threads claim chunks of rows through an atomic counter per phase, and a thread moves to the next
 phase once every chunk of the current one is done. Waiting on finished chunks instead of on
-threads means that a thread the OS starts late only joins later: it never holds the others up.
+threads means that a thread the OS starts late only joins later and never delays the others.
 Each row is computed by one thread from its own neighbours, so results do not depend on the
 thread count.
 
@@ -72,9 +72,9 @@ def stack_rows(x, flat, steps, step_starts, weights, weight_starts, activations,
                out, start, stop, phase):  # pragma: no cover - compiled by numba
     """Run ``phase`` of the stack on rows [start, stop).
 
-    Phase 0 scatters the (N, C_in) input ``x`` into ``first``; phase l + 1 applies layer l, which
-    reads one grid and writes the other (the last layer writes ``out``, N * C_out); phase L + 1
-    clears both grids, which every phase before must have finished. Layer l has the offset steps
+    Phase 0 scatters the (N, C_in) input ``x`` into ``first``. Phase l + 1 applies layer l, which
+    reads one grid and writes the other, or ``out`` (N * C_out) for the last layer. Phase L + 1
+    clears both grids, so every earlier phase must have finished on all rows. Layer l has the offset steps
     ``steps[step_starts[l]:step_starts[l + 1]]`` and the flattened offset-major weights
     ``weights[weight_starts[l]:weight_starts[l + 1]]``.
     """

@@ -343,7 +343,8 @@ def test_stack_job_finishes_on_one_thread():
     job, counters = pack_job(x, flat, plan.arrays(), 2, first, second, out, 100)
     run_stack_job(job, np.empty(0, dtype=np.float32))
     assert np.array_equal(out, expected)
-    assert not first.any() and not second.any()
+    assert not first.any()
+    assert not second.any()
     run_stack_job(job, np.empty(0, dtype=np.float32))
     assert np.array_equal(out, expected)
 

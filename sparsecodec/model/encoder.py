@@ -18,8 +18,8 @@ ENCODER_LAYERS = ((1, 2, 3, 1), (2, 2, 3, 2), (2, 2, 3, 4), (2, 2, 3, 2), (2, 2,
 
 
 def _has_nan(values: torch.Tensor) -> bool:
-    # numpy answers in a few microseconds on a small CPU array, where torch's reduction takes
-    # about 10; this check runs on every encoder call.
+    # numpy returns in a few microseconds on a small CPU array, where torch's reduction takes
+    # about 10. This check runs on every encoder call.
     if values.device.type == "cpu" and values.dtype in (torch.float32, torch.float64) and not values.requires_grad:
         return bool(np.isnan(values.numpy()).any())
     return bool(torch.isnan(values).any())
