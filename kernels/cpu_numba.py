@@ -69,6 +69,9 @@ CHUNKS_PER_THREAD = 8
 STACK_PARALLEL_MIN_ROWS = 1024
 #: Smallest chunk of a parallel stack, in rows; smaller chunks cost more in claims than they gain.
 MIN_CHUNK_ROWS = 256
+#: A batch of at least this many wedges per thread runs whole wedges per thread on one-wedge
+#: grids, with no waits between layers. The smaller grids also stay in the caches better.
+WEDGES_PER_THREAD = 2
 
 _pool: ThreadPoolExecutor | None = None
 _pool_lock = threading.Lock()
@@ -98,6 +101,23 @@ def _stencil_rows(start, stop, flat, deltas, weight, activation, source, source_
             elif activation == 2:
                 value = 1 / (1 + np.exp(-value))
             target[place + o] = value
+
+
+@numba.njit(cache=True, nogil=True)
+def _wedge_starts(flat, wedge_sites, wedges):  # pragma: no cover - compiled by numba
+    # Returns the wedges + 1 row offsets of each wedge's rows, or an empty array when the rows
+    # are not sorted by wedge (position // wedge_sites).
+    starts = np.zeros(wedges + 1, dtype=np.int64)
+    previous = 0
+    for i in range(flat.shape[0]):
+        wedge = flat[i] // wedge_sites
+        if wedge < previous:
+            return np.zeros(0, dtype=np.int64)
+        previous = wedge
+        starts[wedge + 1] += 1
+    for wedge in range(wedges):
+        starts[wedge + 1] += starts[wedge]
+    return starts
 
 
 @numba.njit(cache=True, nogil=True)
@@ -368,7 +388,19 @@ def run_stack_plan(plan: StackPlan, features: torch.Tensor, flat: torch.Tensor, 
         return out
 
     chunk_rows = max(MIN_CHUNK_ROWS, -(-rows // (CHUNKS_PER_THREAD * threads)))
-    job, counters = pack_job(x, positions, plan.arrays(), stride, first, second, target, chunk_rows)
+    wedge_sites = int(np.prod(plan.padded_shape)) if plan.padded_shape is not None else 0
+    wedges = grid_size // wedge_sites if wedge_sites else 0
+    starts = _wedge_starts(positions, wedge_sites, wedges) if wedges >= WEDGES_PER_THREAD * threads else None
+    if starts is not None and starts.shape[0] == wedges + 1:
+        # Whole wedges per thread, each on that thread's one-wedge grids.
+        first = _scratch_array("stack-first-wedges", threads * wedge_sites * stride, x.dtype, 0)
+        second = _scratch_array("stack-second-wedges", threads * wedge_sites * stride, x.dtype, 0)
+        first = first[:threads * wedge_sites * stride]
+        second = second[:threads * wedge_sites * stride]
+        job, counters = pack_job(x, positions, plan.arrays(), stride, first, second, target, chunk_rows, starts,
+                                 wedge_sites)
+    else:
+        job, counters = pack_job(x, positions, plan.arrays(), stride, first, second, target, chunk_rows)
     region = openmp.parallel_region()
     if region is not None:
         region(STACK_ENTRIES[x.dtype].address, job.ctypes.data, threads)
@@ -407,19 +439,41 @@ def select_rows(keep, coords, values):  # pragma: no cover - compiled by numba
 
 
 @numba.njit(cache=True, nogil=True)
-def random_gate_select(probability, theta, coords, values):  # pragma: no cover - compiled by numba
-    """Keep the rows with p > theta (compared in float64) of one wedge, all with batch index 0.
+def wedge_row_counts(coords, batch_size):  # pragma: no cover - compiled by numba
+    """Return the (B,) row count of each wedge from the batch indices ``coords[:, 0]``.
 
-    Returns the (N,) keep mask, the kept (K, 4) coordinates and (K,) values, or None for all
-    three when a row has another batch index.
+    B is ``batch_size``, or the largest batch index + 1 when ``batch_size`` is negative. Returns
+    an empty array when a batch index is negative or not below ``batch_size``.
+    """
+    count = coords.shape[0]
+    wedges = batch_size
+    if wedges < 0:
+        wedges = 0
+        for i in range(count):
+            wedges = max(wedges, coords[i, 0] + 1)
+    counts = np.zeros(wedges, dtype=np.int64)
+    for i in range(count):
+        item = coords[i, 0]
+        if item < 0 or item >= wedges:
+            return np.zeros(0, dtype=np.int64)
+        counts[item] += 1
+    return counts
+
+
+@numba.njit(cache=True, nogil=True)
+def random_gate_select(probability, theta, offsets, coords, values):  # pragma: no cover - compiled by numba
+    """Keep each row with p > theta (compared in float64) and return the (N,) keep mask and the
+    kept (K, 4) coordinates and (K,) values.
+
+    Wedge b's thresholds are ``theta[offsets[b]:offsets[b + 1]]``, used by its rows in row order;
+    the batch index ``coords[i, 0]`` must lie in [0, B).
     """
     count = probability.shape[0]
+    following = offsets[:-1].copy()
     keep = np.empty(count, dtype=np.bool_)
-    kept = 0
     for i in range(count):
-        if coords[i, 0] != 0:
-            return None, None, None
-        keep[i] = np.float64(probability[i]) > theta[i]
-        kept += 1 if keep[i] else 0
+        item = coords[i, 0]
+        keep[i] = np.float64(probability[i]) > theta[following[item]]
+        following[item] += 1
     kept_coords, kept_values = select_rows(keep, coords, values)
     return keep, kept_coords, kept_values

@@ -25,8 +25,8 @@ from .stencil_small import stencil_layer
 
 (JOB_ROWS, JOB_X, JOB_IN_CHANNELS, JOB_FLAT, JOB_LAYERS, JOB_STEPS, JOB_STEP_COUNT, JOB_STEP_STARTS, JOB_WEIGHTS,
  JOB_WEIGHT_COUNT, JOB_WEIGHT_STARTS, JOB_CODES, JOB_CHANNELS, JOB_STRIDE, JOB_FIRST, JOB_SECOND, JOB_GRID_ENTRIES,
- JOB_OUT, JOB_CHUNK_ROWS, JOB_COUNTERS) = range(20)
-JOB_LENGTH = 20
+ JOB_OUT, JOB_CHUNK_ROWS, JOB_COUNTERS, JOB_WEDGES, JOB_WEDGE_STARTS, JOB_WEDGE_SITES) = range(23)
+JOB_LENGTH = 23
 
 
 @intrinsic
@@ -117,7 +117,10 @@ def stack_serial(x, flat, steps, step_starts, weights, weight_starts, activation
 
 @numba.njit(cache=True, nogil=True)
 def run_stack_job(job, like):  # pragma: no cover - compiled by numba
-    """Take and run chunks of ``job`` until every phase is done; ``like`` is any array of the feature dtype."""
+    """Take and run chunks of ``job`` until every phase is done; ``like`` is any array of the feature dtype.
+
+    A job with wedges runs whole wedges instead (:func:`_run_wedges`).
+    """
     dtype = like.dtype
     rows = job[JOB_ROWS]
     layers = job[JOB_LAYERS]
@@ -132,6 +135,11 @@ def run_stack_job(job, like):  # pragma: no cover - compiled by numba
     first = numba.carray(_as_pointer(job[JOB_FIRST]), (job[JOB_GRID_ENTRIES],), dtype)
     second = numba.carray(_as_pointer(job[JOB_SECOND]), (job[JOB_GRID_ENTRIES],), dtype)
     out = numba.carray(_as_pointer(job[JOB_OUT]), (rows * channels[layers],), dtype)
+    if job[JOB_WEDGES] > 0:
+        wedge_starts = numba.carray(_as_pointer(job[JOB_WEDGE_STARTS]), (job[JOB_WEDGES] + 1,), np.int64)
+        _run_wedges(job, x, flat, steps, step_starts, weights, weight_starts, codes, channels, first, second, out,
+                    wedge_starts)
+        return
     chunk_rows = job[JOB_CHUNK_ROWS]
     chunks = (rows + chunk_rows - 1) // chunk_rows
     phases = layers + 2
@@ -154,6 +162,34 @@ def run_stack_job(job, like):  # pragma: no cover - compiled by numba
                 pass
 
 
+@numba.njit(cache=True, nogil=True)
+def _run_wedges(job, x, flat, steps, step_starts, weights, weight_starts, codes, channels, first, second, out,
+                wedge_starts):  # pragma: no cover - compiled by numba
+    # Each thread takes a slot of two one-wedge grids (``first`` and ``second`` hold one per
+    # slot), then claims whole wedges and runs the stack on each with no waiting. Wedge w has
+    # rows [wedge_starts[w], wedge_starts[w + 1]), and its positions lie in
+    # [w * sites, (w + 1) * sites).
+    sites = job[JOB_WEDGE_SITES]
+    stride = job[JOB_STRIDE]
+    out_channels = channels[codes.shape[0]]
+    slot = _fetch_add(job[JOB_COUNTERS], 1)
+    grid_entries = sites * stride
+    if slot >= job[JOB_GRID_ENTRIES] // grid_entries:
+        # More threads than slots: the others take every wedge.
+        return
+    mine = first[slot * grid_entries:(slot + 1) * grid_entries]
+    other = second[slot * grid_entries:(slot + 1) * grid_entries]
+    while True:
+        wedge = _fetch_add(job[JOB_COUNTERS] + 8, 1)
+        if wedge >= job[JOB_WEDGES]:
+            return
+        start = wedge_starts[wedge]
+        stop = wedge_starts[wedge + 1]
+        local = flat[start:stop] - wedge * sites
+        stack_serial(x[start:stop], local, steps, step_starts, weights, weight_starts, codes, channels, stride, mine,
+                     other, out[start * out_channels:stop * out_channels])
+
+
 @numba.cfunc(types.void(types.voidptr), cache=True)
 def _stack_entry_float32(data):  # pragma: no cover - compiled by numba
     run_stack_job(numba.carray(data, (JOB_LENGTH,), np.int64), np.empty(0, dtype=np.float32))
@@ -169,18 +205,25 @@ STACK_ENTRIES = {np.dtype(np.float32): _stack_entry_float32, np.dtype(np.float64
 
 
 def pack_job(x: np.ndarray, flat: np.ndarray, plan_arrays: tuple, stride: int, first: np.ndarray,
-             second: np.ndarray, out: np.ndarray, chunk_rows: int) -> tuple[np.ndarray, np.ndarray]:
-    """Return the int64 job array and its phase counters; every array must be C-contiguous.
+             second: np.ndarray, out: np.ndarray, chunk_rows: int, wedge_starts: np.ndarray | None = None,
+             wedge_sites: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Return the int64 job array and its counters; every array must be C-contiguous.
 
     ``plan_arrays`` are (steps, step_starts, weights, weight_starts, codes, channels) as in
-    :func:`stack_rows`, ``first`` and ``second`` the all-zero grids of ``stride`` entries per
-    site, and ``out`` the N * C_out result. The caller keeps both returned arrays alive.
+    :func:`stack_rows`, ``first`` and ``second`` all-zero grids of ``stride`` entries per site,
+    and ``out`` the N * C_out result. By default threads share the rows of each phase in chunks
+    of ``chunk_rows``. With ``wedge_starts`` (B + 1 row offsets of wedges of ``wedge_sites``
+    padded sites each, rows sorted by wedge), threads take whole wedges instead, and ``first``
+    and ``second`` hold one wedge's grid per thread. The caller keeps both returned arrays alive.
     """
     steps, step_starts, weights, weight_starts, codes, channels = plan_arrays
-    for array in (x, flat, *plan_arrays, first, second, out):
+    arrays = (x, flat, *plan_arrays, first, second, out) + (() if wedge_starts is None else (wedge_starts,))
+    for array in arrays:
         if not array.flags.c_contiguous:
             raise ValueError("stack job arrays must be C-contiguous")
-    for array in (flat, steps, step_starts, weight_starts, codes, channels):
+    indices = (flat, steps, step_starts, weight_starts, codes, channels) + (
+        () if wedge_starts is None else (wedge_starts,))
+    for array in indices:
         if array.dtype != np.int64:
             raise TypeError(f"stack job index arrays must be int64, got {array.dtype}")
     for array in (weights, first, second, out):
@@ -191,7 +234,7 @@ def pack_job(x: np.ndarray, flat: np.ndarray, plan_arrays: tuple, stride: int, f
     if chunk_rows < 1:
         raise ValueError(f"chunk_rows must be positive, got {chunk_rows}")
     counters = np.zeros(2 * (codes.shape[0] + 2), dtype=np.int64)
-    job = np.empty(JOB_LENGTH, dtype=np.int64)
+    job = np.zeros(JOB_LENGTH, dtype=np.int64)
     job[JOB_ROWS], job[JOB_IN_CHANNELS] = x.shape
     job[JOB_X] = x.ctypes.data
     job[JOB_FLAT] = flat.ctypes.data
@@ -207,4 +250,8 @@ def pack_job(x: np.ndarray, flat: np.ndarray, plan_arrays: tuple, stride: int, f
     job[JOB_OUT] = out.ctypes.data
     job[JOB_CHUNK_ROWS] = chunk_rows
     job[JOB_COUNTERS] = counters.ctypes.data
+    if wedge_starts is not None:
+        job[JOB_WEDGES] = wedge_starts.shape[0] - 1
+        job[JOB_WEDGE_STARTS] = wedge_starts.ctypes.data
+        job[JOB_WEDGE_SITES] = wedge_sites
     return job, counters

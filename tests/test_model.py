@@ -211,9 +211,11 @@ def test_random_gate_independent_of_batching():
     (GateConfig("random", seed=7), None, 1),
     (GateConfig("random", seed=7), 2, 2),
     (GateConfig("random", seed=7), None, 2),
+    (GateConfig("random", seed=7), 1, 2),
     (GateConfig("retention", 0.3), 1, 1),
     (GateConfig("fixed", 0.4), None, 2),
-], ids=["random_one_wedge", "random_batch_none", "random_two_wedges", "random_two_wedges_none", "retention", "fixed"])
+], ids=["random_one_wedge", "random_batch_none", "random_two_wedges", "random_two_wedges_none",
+        "random_rows_beyond_batch", "retention", "fixed"])
 def test_select_key_points_matches_gate_and_indexing(monkeypatch, torch_path, config, batch_size, wedges):
     monkeypatch.setattr(capabilities, "FORCE_TORCH_PATH", torch_path)
     rows = 3000

@@ -365,3 +365,38 @@ def test_stack_job_rejects_bad_arrays(change, error, message):
     change(arguments)
     with pytest.raises(error, match=message):
         pack_job(**arguments)
+
+
+@pytest.mark.parametrize("runtime", ["openmp", "python"])
+@pytest.mark.parametrize("shuffled", [False, True], ids=["sorted", "shuffled"])
+def test_batch_stack_by_wedge_matches_reference(native, monkeypatch, runtime, shuffled):
+    # Five wedges on 2 threads run whole wedges per thread when the rows are sorted by wedge,
+    # and shared layers when they are not; both must match the layer-by-layer result.
+    from sparsecodec.kernels import cpu_numba, openmp
+
+    monkeypatch.setattr(capabilities, "FORCE_TORCH_PATH", False)
+    monkeypatch.setenv("SPARSECODEC_OPENMP", "1" if runtime == "openmp" else "0")
+    if runtime == "openmp" and openmp.parallel_region() is None:
+        pytest.skip("torch's OpenMP runtime is not reachable here (needs Linux and torch built with OpenMP)")
+    coords = sorted_rows(torch.cat([at_occupancy(2e-3, batch=item, seed=40 + item) for item in range(5)]))
+    if shuffled:
+        coords = coords[torch.randperm(coords.shape[0], generator=torch.Generator().manual_seed(41))].contiguous()
+    features = torch.rand(coords.shape[0], 1, generator=torch.Generator().manual_seed(42))
+    weights = encoder_weights(43)
+    starts = []
+    original = cpu_numba._wedge_starts
+    monkeypatch.setattr(cpu_numba, "_wedge_starts", lambda *args: starts.append(original(*args)) or starts[-1])
+    previous = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        stacked = native.submanifold_stack(coords, WEDGE_SHAPE, features, weights, ENCODER_GEOMETRIES,
+                                           ENCODER_ACTIVATIONS, batch_size=5)
+    finally:
+        torch.set_num_threads(previous)
+    assert len(starts) == 1
+    assert starts[0].shape[0] == (0 if shuffled else 6)
+    torch.testing.assert_close(stacked, stack_through_maps(native, coords, features, weights, batch_size=5))
+    for pool in cpu_numba._all_scratch_pools():
+        for (name, _), array in pool.items():
+            expected = -1 if name == "owners" else 0
+            assert (array == expected).all(), f"scratch array {name!r} not restored after the stack"

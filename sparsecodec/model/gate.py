@@ -168,22 +168,29 @@ def select_key_points(probability: torch.Tensor, values: torch.Tensor, coords: t
     """Return (keep, coords[keep], values[keep]): :func:`hard_gate` and the kept rows in one step.
 
     ``coords`` are the (N, 4) rows (batch index first) and ``values`` the (N,) codes v; the other
-    arguments are those of :func:`hard_gate`. The random gate of one wedge on the CPU runs as one
-    numba pass, and gives the same rows as the general path.
+    arguments are those of :func:`hard_gate`. On the CPU the random gate runs as one numba pass
+    over every wedge of the batch, with the same thresholds as :func:`hard_gate`.
     """
-    if (config.mode == "random" and batch_size in (None, 1) and capabilities.numba_enabled()
+    if (config.mode == "random" and capabilities.numba_enabled()
             and isinstance(coords, torch.Tensor) and coords.dim() == 2 and coords.shape[1] == 4
             and coords.dtype in (torch.int32, torch.int64) and probability.dim() == 1
             and probability.shape[0] == coords.shape[0] == values.shape[0] and values.dim() == 1
             and probability.dtype in (torch.float32, torch.float64) and values.dtype in (torch.float32, torch.float64)
             and all(tensor.device.type == "cpu" and not tensor.requires_grad
                     for tensor in (probability, values, coords))):
-        from ..kernels.cpu_numba import random_gate_select
+        from ..kernels.cpu_numba import random_gate_select, wedge_row_counts
 
-        theta = _random_thresholds(probability.shape[0], config.seed, first_wedge)
-        keep, kept_coords, kept_values = random_gate_select(probability.numpy(), theta.numpy(), coords.numpy(),
-                                                            values.numpy())
-        if keep is not None:
+        coords_array = coords.numpy()
+        counts = wedge_row_counts(coords_array, -1 if batch_size is None else batch_size)
+        if counts.shape[0] > 0 or coords.shape[0] == 0:
+            offsets = np.zeros(counts.shape[0] + 1, dtype=np.int64)
+            np.cumsum(counts, out=offsets[1:])
+            theta = torch.empty(coords.shape[0], dtype=torch.float64)
+            for item in np.flatnonzero(counts).tolist():
+                theta[offsets[item]:offsets[item + 1]] = _random_thresholds(int(counts[item]), config.seed,
+                                                                            first_wedge + item)
+            keep, kept_coords, kept_values = random_gate_select(probability.numpy(), theta.numpy(), offsets,
+                                                                coords_array, values.numpy())
             return torch.from_numpy(keep), torch.from_numpy(kept_coords), torch.from_numpy(kept_values)
     keep = hard_gate(probability, coords[:, 0], config, wedge_volume, batch_size, first_wedge)
     kept_coords, kept_values = select_rows(keep, coords, values)
