@@ -7,7 +7,8 @@ item. After the stencil the touched sites are zeroed again, so a scratch grid is
 cleared once per thread and size, and each call costs O(N) instead of O(grid).
 
 Each output row is computed by one thread from its own neighbours, so results do not depend on
-the thread count and repeated calls are bit-identical. The kernels have no backward; the native
+the thread count and repeated calls are bit-identical. Layer stacks run in parallel through
+:mod:`.stack_jobs`. The kernels have no backward; the native
 backend uses them only when no gradient is needed.
 """
 
@@ -23,9 +24,9 @@ import numba
 import numpy as np
 import torch
 
-from .stencil_codegen import STACK_MAX_CHANNELS
 from . import openmp
 from .stack_jobs import STACK_ENTRIES, pack_job, run_stack_job, stack_serial
+from .stencil_codegen import STACK_MAX_CHANNELS
 from .stencil_small import KERNELS
 
 ACTIVATION_CODES = {None: 0, "relu": 1, "sigmoid": 2}
@@ -59,7 +60,8 @@ def _find_duplicate(flat, owners):  # pragma: no cover - compiled by numba
     return first, second
 
 
-#: Below this many rows one thread finishes before the others would even start.
+#: Below this many rows a single convolution (:func:`stencil_conv`) runs on one thread, which
+#: finishes before Python worker threads would even start.
 PARALLEL_MIN_ROWS = 4096
 #: Chunks of rows per thread in a parallel call.
 CHUNKS_PER_THREAD = 8
@@ -70,7 +72,8 @@ STACK_PARALLEL_MIN_ROWS = 1024
 #: Smallest chunk of a parallel stack, in rows; smaller chunks cost more in claims than they gain.
 MIN_CHUNK_ROWS = 256
 #: A batch of at least this many wedges per thread runs whole wedges per thread on one-wedge
-#: grids, with no waits between layers. The smaller grids also stay in the caches better.
+#: grids, with no waits between layers. On 2 cores a batch of 8 wedges at 1e-3 occupancy took
+#: 0.52 ms this way against 0.73 ms with every layer shared between the threads.
 WEDGES_PER_THREAD = 2
 
 _pool: ThreadPoolExecutor | None = None

@@ -185,12 +185,12 @@ def select_key_points(probability: torch.Tensor, values: torch.Tensor, coords: t
         if counts.shape[0] > 0 or coords.shape[0] == 0:
             offsets = np.zeros(counts.shape[0] + 1, dtype=np.int64)
             np.cumsum(counts, out=offsets[1:])
-            theta = torch.empty(coords.shape[0], dtype=torch.float64)
+            theta = np.empty(coords.shape[0], dtype=np.float64)
             for item in np.flatnonzero(counts).tolist():
                 theta[offsets[item]:offsets[item + 1]] = _random_thresholds(int(counts[item]), config.seed,
-                                                                            first_wedge + item)
-            keep, kept_coords, kept_values = random_gate_select(probability.numpy(), theta.numpy(), offsets,
-                                                                coords_array, values.numpy())
+                                                                            first_wedge + item).numpy()
+            keep, kept_coords, kept_values = random_gate_select(probability.numpy(), theta, offsets, coords_array,
+                                                                values.numpy())
             return torch.from_numpy(keep), torch.from_numpy(kept_coords), torch.from_numpy(kept_values)
     keep = hard_gate(probability, coords[:, 0], config, wedge_volume, batch_size, first_wedge)
     kept_coords, kept_values = select_rows(keep, coords, values)
