@@ -52,6 +52,10 @@ def describe(benchmark, backend_name, device, data, batch_size):
         batch_size=batch_size,
         point=data.label,
     )
+    if backend_name == "native" and device.type == "cpu":
+        from sparsecodec.kernels.openmp import runtime_description
+
+        benchmark.extra_info["native_threads"] = runtime_description()
 
 
 def test_encode(benchmark, backend_name, device, point, batch_size, encoder_input):

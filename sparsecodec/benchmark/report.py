@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import io
 import json
 import platform
 from collections import defaultdict
 from pathlib import Path
 
+from ..atomic import write_atomic
 from .floors import MachineRates
 from .sweep import Record, records_as_dicts
 
@@ -169,27 +171,32 @@ def plot(records: list[Record], path: Path) -> None:
     speed_axis.grid(True, which="both", alpha=0.3)
     share_axis.grid(True, which="both", alpha=0.3)
     figure.tight_layout()
-    figure.savefig(path, dpi=110)
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=110)
     plt.close(figure)
+    write_atomic(path, buffer.getvalue())
 
 
 def machine_description(rates: MachineRates) -> str:
-    return (f"{platform.processor() or platform.machine()}, {rates.threads} torch threads, device {rates.device}; "
-            f"measured {rates.matmul_flops / 1e9:.1f} GFLOP/s float32 matmul and "
+    from ..kernels.openmp import runtime_description
+
+    native = f", native parallel on {runtime_description()}" if str(rates.device) == "cpu" else ""
+    return (f"{platform.processor() or platform.machine()}, {rates.threads} torch threads{native}, device "
+            f"{rates.device}; measured {rates.matmul_flops / 1e9:.1f} GFLOP/s float32 matmul and "
             f"{rates.copy_bandwidth / 1e9:.1f} GB/s copy")
 
 
 def write_report(records: list[Record], rates: MachineRates, directory: Path, skipped: list[str],
                  command: str) -> Path:
-    """Write results.json, table.md and throughput.png to ``directory``; return table.md's path."""
+    """Write results.json, table.md and throughput.png to ``directory``, each atomically; return table.md's path."""
     directory.mkdir(parents=True, exist_ok=True)
-    (directory / "results.json").write_text(json.dumps({
+    write_atomic(directory / "results.json", json.dumps({
         "command": command,
         "machine": machine_description(rates),
         "rates": {"matmul_flops": rates.matmul_flops, "copy_bandwidth": rates.copy_bandwidth},
         "records": records_as_dicts(records),
         "skipped": skipped,
-    }, indent=2))
+    }, indent=2).encode())
     plot(records, directory / "throughput.png")
     sections = [
         f"Command: `{command}`",
@@ -217,5 +224,5 @@ def write_report(records: list[Record], rates: MachineRates, directory: Path, sk
     if skipped:
         sections += ["", f"Skipped for the time budget: {', '.join(skipped)}"]
     path = directory / "table.md"
-    path.write_text("\n".join(sections) + "\n")
+    write_atomic(path, ("\n".join(sections) + "\n").encode())
     return path
