@@ -400,3 +400,35 @@ def test_batch_stack_by_wedge_matches_reference(native, monkeypatch, runtime, sh
         for (name, _), array in pool.items():
             expected = -1 if name == "owners" else 0
             assert (array == expected).all(), f"scratch array {name!r} not restored after the stack"
+
+
+@pytest.mark.parametrize("runtime", ["openmp", "python"])
+def test_parallel_stacks_from_two_threads(native, monkeypatch, runtime):
+    # Each calling thread has its own scratch grids and its own parallel region or pool tasks.
+    from concurrent.futures import ThreadPoolExecutor
+
+    from sparsecodec.kernels import openmp
+
+    monkeypatch.setattr(capabilities, "FORCE_TORCH_PATH", False)
+    monkeypatch.setenv("SPARSECODEC_OPENMP", "1" if runtime == "openmp" else "0")
+    if runtime == "openmp" and openmp.parallel_region() is None:
+        pytest.skip("torch's OpenMP runtime is not reachable here (needs Linux and torch built with OpenMP)")
+    inputs = [track_like(150, seed=50 + index) for index in range(4)]
+    features = [torch.rand(coords.shape[0], 1, generator=torch.Generator().manual_seed(60)) for coords in inputs]
+    weights = encoder_weights(61)
+
+    def stack(index):
+        return native.submanifold_stack(inputs[index], WEDGE_SHAPE, features[index], weights, ENCODER_GEOMETRIES,
+                                        ENCODER_ACTIVATIONS)
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        alone = [stack(index) for index in range(4)]
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            together = list(pool.map(stack, [0, 1, 2, 3] * 3))
+    finally:
+        torch.set_num_threads(previous)
+    assert min(coords.shape[0] for coords in inputs) >= 1024
+    for index, output in enumerate(together):
+        assert torch.equal(output, alone[index % 4])
