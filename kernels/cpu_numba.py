@@ -442,11 +442,12 @@ def select_rows(keep, coords, values):  # pragma: no cover - compiled by numba
 
 
 @numba.njit(cache=True, nogil=True)
-def wedge_row_counts(coords, batch_size):  # pragma: no cover - compiled by numba
-    """Return the (B,) row count of each wedge from the batch indices ``coords[:, 0]``.
+def wedge_row_offsets(coords, batch_size):  # pragma: no cover - compiled by numba
+    """Return the (B + 1,) offsets of each wedge's rows counted from the batch indices ``coords[:, 0]``.
 
-    B is ``batch_size``, or the largest batch index + 1 when ``batch_size`` is negative. Returns
-    an empty array when a batch index is negative or not below ``batch_size``.
+    Wedge b has offsets[b + 1] - offsets[b] rows. B is ``batch_size``, or the largest batch
+    index + 1 when ``batch_size`` is negative. Returns an empty array when a batch index is
+    negative or not below ``batch_size``.
     """
     count = coords.shape[0]
     wedges = batch_size
@@ -454,13 +455,15 @@ def wedge_row_counts(coords, batch_size):  # pragma: no cover - compiled by numb
         wedges = 0
         for i in range(count):
             wedges = max(wedges, coords[i, 0] + 1)
-    counts = np.zeros(wedges, dtype=np.int64)
+    offsets = np.zeros(wedges + 1, dtype=np.int64)
     for i in range(count):
         item = coords[i, 0]
         if item < 0 or item >= wedges:
             return np.zeros(0, dtype=np.int64)
-        counts[item] += 1
-    return counts
+        offsets[item + 1] += 1
+    for item in range(wedges):
+        offsets[item + 1] += offsets[item]
+    return offsets
 
 
 @numba.njit(cache=True, nogil=True)

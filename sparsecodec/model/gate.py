@@ -178,17 +178,19 @@ def select_key_points(probability: torch.Tensor, values: torch.Tensor, coords: t
             and probability.dtype in (torch.float32, torch.float64) and values.dtype in (torch.float32, torch.float64)
             and all(tensor.device.type == "cpu" and not tensor.requires_grad
                     for tensor in (probability, values, coords))):
-        from ..kernels.cpu_numba import random_gate_select, wedge_row_counts
+        from ..kernels.cpu_numba import random_gate_select, wedge_row_offsets
 
         coords_array = coords.numpy()
-        counts = wedge_row_counts(coords_array, -1 if batch_size is None else batch_size)
-        if counts.shape[0] > 0 or coords.shape[0] == 0:
-            offsets = np.zeros(counts.shape[0] + 1, dtype=np.int64)
-            np.cumsum(counts, out=offsets[1:])
-            theta = np.empty(coords.shape[0], dtype=np.float64)
-            for item in np.flatnonzero(counts).tolist():
-                theta[offsets[item]:offsets[item + 1]] = _random_thresholds(int(counts[item]), config.seed,
-                                                                            first_wedge + item).numpy()
+        offsets = wedge_row_offsets(coords_array, -1 if batch_size is None else batch_size)
+        if offsets.shape[0] > 0:
+            if offsets.shape[0] == 2:
+                theta = _random_thresholds(coords.shape[0], config.seed, first_wedge).numpy()
+            else:
+                theta = np.empty(coords.shape[0], dtype=np.float64)
+                for item in np.flatnonzero(np.diff(offsets)).tolist():
+                    count = int(offsets[item + 1] - offsets[item])
+                    theta[offsets[item]:offsets[item + 1]] = _random_thresholds(count, config.seed,
+                                                                                first_wedge + item).numpy()
             keep, kept_coords, kept_values = random_gate_select(probability.numpy(), theta, offsets, coords_array,
                                                                 values.numpy())
             return torch.from_numpy(keep), torch.from_numpy(kept_coords), torch.from_numpy(kept_values)
