@@ -370,8 +370,8 @@ def test_stack_job_rejects_bad_arrays(change, error, message):
 @pytest.mark.parametrize("runtime", ["openmp", "python"])
 @pytest.mark.parametrize("shuffled", [False, True], ids=["sorted", "shuffled"])
 def test_batch_stack_by_wedge_matches_reference(native, monkeypatch, runtime, shuffled):
-    # Five wedges on 2 threads run whole wedges per thread when the rows are sorted by wedge,
-    # and shared layers when they are not; both must match the layer-by-layer result.
+    # Five wedges on 2 threads run whole wedges per thread when the rows are sorted by wedge.
+    # Shuffled rows share each layer instead. Both must match the layer-by-layer result.
     from sparsecodec.kernels import cpu_numba, openmp
 
     monkeypatch.setattr(capabilities, "FORCE_TORCH_PATH", False)
