@@ -15,6 +15,7 @@ backend uses them only when no gradient is needed.
 from __future__ import annotations
 
 import itertools
+import os
 import threading
 import weakref
 from concurrent.futures import ThreadPoolExecutor
@@ -189,6 +190,14 @@ def _scratch_array(name: str, size: int, dtype, fill) -> np.ndarray:
         array = np.full(size, fill, dtype=dtype)
         pool[key] = array
     return array
+
+
+def _usable_cpus() -> int:
+    """Return how many CPUs this process may run on (its affinity mask where the OS has one)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
 
 
 def _thread_pool(workers: int) -> ThreadPoolExecutor:
@@ -384,6 +393,10 @@ def run_stack_plan(plan: StackPlan, features: torch.Tensor, flat: torch.Tensor, 
     positions = flat.numpy()
     rows = positions.shape[0]
     threads = torch.get_num_threads()
+    if threads > 1 and rows >= STACK_PARALLEL_MIN_ROWS:
+        # The threads wait for each other by spinning, which stalls for whole time slices when
+        # they outnumber the cores, so torch's thread count is capped at the usable CPUs.
+        threads = min(threads, _usable_cpus())
     first = _scratch_array("stack-first", grid_size * stride, x.dtype, 0)
     second = _scratch_array("stack-second", grid_size * stride, x.dtype, 0)
     if threads <= 1 or rows < STACK_PARALLEL_MIN_ROWS:

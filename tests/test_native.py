@@ -432,3 +432,32 @@ def test_parallel_stacks_from_two_threads(native, monkeypatch, runtime):
     assert min(coords.shape[0] for coords in inputs) >= 1024
     for index, output in enumerate(together):
         assert torch.equal(output, alone[index % 4])
+
+
+@pytest.mark.parametrize("cpus,parallel", [(1, False), (3, True)], ids=["one_cpu", "three_cpus"])
+def test_stack_threads_capped_at_usable_cpus(native, monkeypatch, cpus, parallel):
+    # Spinning waits need a core per thread: one usable CPU runs serially whatever torch's thread
+    # count, and three threads on fewer cores still give the one-thread result.
+    from sparsecodec.kernels import cpu_numba
+
+    monkeypatch.setattr(capabilities, "FORCE_TORCH_PATH", False)
+    monkeypatch.setattr(cpu_numba, "_usable_cpus", lambda: cpus)
+    jobs = []
+    original = cpu_numba.pack_job
+    monkeypatch.setattr(cpu_numba, "pack_job", lambda *args, **kwargs: jobs.append(1) or original(*args, **kwargs))
+    coords = track_like(150, seed=70)
+    features = torch.rand(coords.shape[0], 1, generator=torch.Generator().manual_seed(71))
+    weights = encoder_weights(72)
+    previous = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        serial = native.submanifold_stack(coords, WEDGE_SHAPE, features, weights, ENCODER_GEOMETRIES,
+                                          ENCODER_ACTIVATIONS)
+        torch.set_num_threads(3)
+        capped = native.submanifold_stack(coords, WEDGE_SHAPE, features, weights, ENCODER_GEOMETRIES,
+                                          ENCODER_ACTIVATIONS)
+    finally:
+        torch.set_num_threads(previous)
+    assert coords.shape[0] >= 1024
+    assert (len(jobs) == 1) == parallel
+    assert torch.equal(capped, serial)
