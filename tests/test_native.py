@@ -315,7 +315,7 @@ def test_stack_accepts_geometry_lists(native, monkeypatch):
                                  ENCODER_ACTIVATIONS)
 
 
-def stack_job_case(rows_per_chunk=100):
+def stack_job_case():
     from sparsecodec.kernels import offset_deltas
     from sparsecodec.kernels.cpu_numba import StackPlan, grid_positions
 
