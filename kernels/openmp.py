@@ -8,10 +8,12 @@ parallel region opened with ``GOMP_parallel`` of the runtime that torch uses put
 those spinning threads instead, and they start at once.
 
 The runtime is found among the shared libraries mapped into the process (Linux only): exactly
-one OpenMP runtime that exports ``GOMP_parallel``, which libgomp and the GOMP interfaces of
-LLVM's libomp and Intel's libiomp5 all do, and torch built with the OpenMP parallel backend.
-Anywhere else :func:`parallel_region` is None and callers use Python threads.
+one OpenMP runtime that exports ``GOMP_parallel``, and torch built with the OpenMP parallel
+backend. Anywhere else :func:`parallel_region` is None and callers use Python threads.
 ``SPARSECODEC_OPENMP=0`` in the environment turns this path off.
+
+NOTE: only GNU libgomp (the one in torch's Linux wheels) has run here. LLVM's libomp and Intel's
+libiomp5 also export GOMP entry points for GCC-compiled code, so they are accepted, untested.
 """
 
 from __future__ import annotations
