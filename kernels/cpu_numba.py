@@ -192,6 +192,12 @@ def _scratch_array(name: str, size: int, dtype, fill) -> np.ndarray:
     return array
 
 
+def _stack_grids(entries: int, dtype, kind: str = "batch") -> tuple[np.ndarray, np.ndarray]:
+    """Return this thread's two all-zero stack grids of exactly ``entries`` values each."""
+    return (_scratch_array(f"stack-first-{kind}", entries, dtype, 0)[:entries],
+            _scratch_array(f"stack-second-{kind}", entries, dtype, 0)[:entries])
+
+
 def _usable_cpus() -> int:
     """Return how many CPUs this process may run on (its affinity mask where the OS has one)."""
     try:
@@ -317,8 +323,7 @@ class StackPlan:
     flattened offset-major (K, C_in, C_out) weights ``weights[weight_starts[l]:weight_starts[l + 1]]``
     and the activation code ``codes[l]``; ``channels`` are the channel counts (input, then each
     layer's output). ``sources`` are weak references to the canonical weights the plan was built
-    from. ``padded_shape`` and ``pad`` describe the padded grid of the steps,
-    when known.
+    from. ``padded_shape`` and ``pad`` describe the padded grid of the steps, when known.
     """
 
     steps: np.ndarray
@@ -353,11 +358,6 @@ class StackPlan:
     def arrays(self) -> tuple:
         """Return (steps, step_starts, weights, weight_starts, codes, channels), the kernels' arguments."""
         return self.steps, self.step_starts, self.weights, self.weight_starts, self.codes, self.channels
-
-    def layer(self, index: int) -> tuple[np.ndarray, np.ndarray]:
-        """Return the offset steps and flattened weights of layer ``index``."""
-        return (self.steps[self.step_starts[index]:self.step_starts[index + 1]],
-                self.weights[self.weight_starts[index]:self.weight_starts[index + 1]])
 
 
 def stencil_stack(
@@ -397,9 +397,8 @@ def run_stack_plan(plan: StackPlan, features: torch.Tensor, flat: torch.Tensor, 
         # The threads wait for each other by spinning, which stalls for whole time slices when
         # they outnumber the cores, so torch's thread count is capped at the usable CPUs.
         threads = min(threads, _usable_cpus())
-    first = _scratch_array("stack-first", grid_size * stride, x.dtype, 0)
-    second = _scratch_array("stack-second", grid_size * stride, x.dtype, 0)
     if threads <= 1 or rows < STACK_PARALLEL_MIN_ROWS:
+        first, second = _stack_grids(grid_size * stride, x.dtype)
         stack_serial(x, positions, *plan.arrays(), stride, first, second, target)
         return out
 
@@ -408,14 +407,13 @@ def run_stack_plan(plan: StackPlan, features: torch.Tensor, flat: torch.Tensor, 
     wedges = grid_size // wedge_sites if wedge_sites else 0
     starts = _wedge_starts(positions, wedge_sites, wedges) if wedges >= WEDGES_PER_THREAD * threads else None
     if starts is not None and starts.shape[0] == wedges + 1:
-        # Whole wedges per thread, each on that thread's one-wedge grids.
-        first = _scratch_array("stack-first-wedges", threads * wedge_sites * stride, x.dtype, 0)
-        second = _scratch_array("stack-second-wedges", threads * wedge_sites * stride, x.dtype, 0)
-        first = first[:threads * wedge_sites * stride]
-        second = second[:threads * wedge_sites * stride]
+        # Whole wedges per thread, each on that thread's one-wedge grids, so the batch-sized
+        # grids are never allocated.
+        first, second = _stack_grids(threads * wedge_sites * stride, x.dtype, "wedges")
         job, counters = pack_job(x, positions, plan.arrays(), stride, first, second, target, chunk_rows, starts,
                                  wedge_sites)
     else:
+        first, second = _stack_grids(grid_size * stride, x.dtype)
         job, counters = pack_job(x, positions, plan.arrays(), stride, first, second, target, chunk_rows)
     region = openmp.parallel_region()
     if region is not None:
@@ -434,7 +432,7 @@ def run_stack_plan(plan: StackPlan, features: torch.Tensor, flat: torch.Tensor, 
 
 
 @numba.njit(cache=True, nogil=True)
-def select_rows(keep, coords, values):  # pragma: no cover - compiled by numba
+def gather_kept_rows(keep, coords, values):  # pragma: no cover - compiled by numba
     """Return the rows of ``coords`` (N, 4) and ``values`` (N,) where ``keep`` is true, in order."""
     count = 0
     for i in range(keep.shape[0]):
@@ -484,8 +482,8 @@ def random_gate_select(probability, theta, offsets, coords, values):  # pragma: 
     """Keep each row with p > theta (compared in float64) and return the (N,) keep mask and the
     kept (K, 4) coordinates and (K,) values.
 
-    Wedge b's thresholds are ``theta[offsets[b]:offsets[b + 1]]``, used by its rows in row order;
-    the batch index ``coords[i, 0]`` must lie in [0, B).
+    Wedge b's thresholds are ``theta[offsets[b]:offsets[b + 1]]``, used by its rows in row order.
+    Every batch index ``coords[i, 0]`` must lie in [0, B).
     """
     count = probability.shape[0]
     following = offsets[:-1].copy()
@@ -494,5 +492,5 @@ def random_gate_select(probability, theta, offsets, coords, values):  # pragma: 
         item = coords[i, 0]
         keep[i] = np.float64(probability[i]) > theta[following[item]]
         following[item] += 1
-    kept_coords, kept_values = select_rows(keep, coords, values)
+    kept_coords, kept_values = gather_kept_rows(keep, coords, values)
     return keep, kept_coords, kept_values

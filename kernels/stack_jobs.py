@@ -74,9 +74,9 @@ def stack_rows(x, flat, steps, step_starts, weights, weight_starts, activations,
 
     Phase 0 scatters the (N, C_in) input ``x`` into ``first``. Phase l + 1 applies layer l, which
     reads one grid and writes the other, or ``out`` (N * C_out) for the last layer. Phase L + 1
-    clears both grids, so every earlier phase must have finished on all rows. Layer l has the offset steps
-    ``steps[step_starts[l]:step_starts[l + 1]]`` and the flattened offset-major weights
-    ``weights[weight_starts[l]:weight_starts[l + 1]]``.
+    clears both grids, so every earlier phase must have finished on all rows. Layer l has the
+    offset steps ``steps[step_starts[l]:step_starts[l + 1]]`` and the flattened offset-major
+    weights ``weights[weight_starts[l]:weight_starts[l + 1]]``.
     """
     layers = activations.shape[0]
     if phase == 0:

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import gc
+from contextlib import contextmanager
 
 import numpy as np
-
 import pytest
 import torch
 
@@ -17,6 +17,38 @@ from sparse_cases import WEDGE_SHAPE, at_occupancy, track_like
 @pytest.fixture
 def native():
     return backends.get("native")
+
+
+@pytest.fixture(params=["openmp", "python"])
+def runtime(request, monkeypatch):
+    """Run native's numba kernels with parallel stacks on torch's OpenMP threads or on Python threads."""
+    from sparsecodec.kernels import openmp
+
+    monkeypatch.setattr(capabilities, "FORCE_TORCH_PATH", False)
+    monkeypatch.setenv("SPARSECODEC_OPENMP", "1" if request.param == "openmp" else "0")
+    if request.param == "openmp" and openmp.parallel_region() is None:
+        pytest.skip("torch's OpenMP runtime is not reachable here (needs Linux and torch built with OpenMP)")
+    return request.param
+
+
+@contextmanager
+def torch_threads(count: int):
+    """Set torch's intra-op thread count for the block, then restore it."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+def assert_scratch_restored():
+    from sparsecodec.kernels import cpu_numba
+
+    for pool in cpu_numba._all_scratch_pools():
+        for (name, _), array in pool.items():
+            expected = -1 if name == "owners" else 0
+            assert (array == expected).all(), f"scratch array {name!r} not restored after the stack"
 
 
 def encoder_like_inputs(occupancy=0.1, seed=0):
@@ -180,62 +212,41 @@ def stack_through_maps(native, coords, features, weights, batch_size=None):
     return hidden
 
 
-@pytest.mark.parametrize("runtime", ["openmp", "python"])
 @pytest.mark.parametrize("threads", [1, 2])
 @pytest.mark.parametrize("occupancy,batch", [(1e-3, 1), (0.01, 1), (0.02, 2), (0.12, 1)],
                          ids=["serial", "parallel", "parallel_batch2", "large"])
-def test_stack_matches_layer_by_layer(native, monkeypatch, runtime, threads, occupancy, batch):
+def test_stack_matches_layer_by_layer(native, runtime, threads, occupancy, batch):
     # 1e-3 occupancy is below STACK_PARALLEL_MIN_ROWS, so it runs serially even on 2 threads.
-    from sparsecodec.kernels import cpu_numba, openmp
+    from sparsecodec.kernels import cpu_numba
 
-    monkeypatch.setattr(capabilities, "FORCE_TORCH_PATH", False)
-    monkeypatch.setenv("SPARSECODEC_OPENMP", "1" if runtime == "openmp" else "0")
-    if runtime == "openmp" and openmp.parallel_region() is None:
-        pytest.skip("torch's OpenMP runtime is not reachable here (needs Linux and torch built with OpenMP)")
     coords = torch.cat([at_occupancy(occupancy, batch=item, seed=11 + item) for item in range(batch)])
     assert (coords.shape[0] >= cpu_numba.STACK_PARALLEL_MIN_ROWS) == (occupancy > 1e-3)
     features = torch.rand(coords.shape[0], 1, generator=torch.Generator().manual_seed(12))
     weights = encoder_weights(13)
-    previous = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
+    with torch_threads(threads):
         fused = native.submanifold_stack(coords, WEDGE_SHAPE, features, weights, ENCODER_GEOMETRIES,
                                          ENCODER_ACTIVATIONS, batch_size=batch)
         again = native.submanifold_stack(coords, WEDGE_SHAPE, features, weights, ENCODER_GEOMETRIES,
                                          ENCODER_ACTIVATIONS)
-    finally:
-        torch.set_num_threads(previous)
     reference = stack_through_maps(native, coords, features, weights)
     torch.testing.assert_close(fused, reference)
     assert torch.equal(fused, again)
-    for pool in cpu_numba._all_scratch_pools():
-        for (name, _), array in pool.items():
-            expected = -1 if name == "owners" else 0
-            assert (array == expected).all(), f"scratch array {name!r} not restored after the stack"
+    assert_scratch_restored()
 
 
-@pytest.mark.parametrize("runtime", ["openmp", "python"])
-def test_parallel_stack_bit_identical_to_one_thread(native, monkeypatch, runtime):
+def test_parallel_stack_bit_identical_to_one_thread(native, runtime):
     from sparsecodec.kernels import openmp
 
-    monkeypatch.setattr(capabilities, "FORCE_TORCH_PATH", False)
-    monkeypatch.setenv("SPARSECODEC_OPENMP", "1" if runtime == "openmp" else "0")
-    if runtime == "openmp" and openmp.parallel_region() is None:
-        pytest.skip("torch's OpenMP runtime is not reachable here (needs Linux and torch built with OpenMP)")
     if runtime == "python":
         assert openmp.parallel_region() is None
     coords = track_like(300, seed=14)
     features = torch.rand(coords.shape[0], 1, generator=torch.Generator().manual_seed(15))
     weights = encoder_weights(16)
     outputs = []
-    previous = torch.get_num_threads()
-    try:
-        for threads in (1, 2, 3):
-            torch.set_num_threads(threads)
+    for threads in (1, 2, 3):
+        with torch_threads(threads):
             outputs.append(native.submanifold_stack(coords, WEDGE_SHAPE, features, weights, ENCODER_GEOMETRIES,
                                                     ENCODER_ACTIVATIONS))
-    finally:
-        torch.set_num_threads(previous)
     assert coords.shape[0] >= 4096
     assert torch.equal(outputs[0], outputs[1])
     assert torch.equal(outputs[0], outputs[2])
@@ -367,17 +378,12 @@ def test_stack_job_rejects_bad_arrays(change, error, message):
         pack_job(**arguments)
 
 
-@pytest.mark.parametrize("runtime", ["openmp", "python"])
 @pytest.mark.parametrize("shuffled", [False, True], ids=["sorted", "shuffled"])
 def test_batch_stack_by_wedge_matches_reference(native, monkeypatch, runtime, shuffled):
     # Five wedges on 2 threads run whole wedges per thread when the rows are sorted by wedge.
     # Shuffled rows share each layer instead. Both must match the layer-by-layer result.
-    from sparsecodec.kernels import cpu_numba, openmp
+    from sparsecodec.kernels import cpu_numba
 
-    monkeypatch.setattr(capabilities, "FORCE_TORCH_PATH", False)
-    monkeypatch.setenv("SPARSECODEC_OPENMP", "1" if runtime == "openmp" else "0")
-    if runtime == "openmp" and openmp.parallel_region() is None:
-        pytest.skip("torch's OpenMP runtime is not reachable here (needs Linux and torch built with OpenMP)")
     coords = sorted_rows(torch.cat([at_occupancy(2e-3, batch=item, seed=40 + item) for item in range(5)]))
     if shuffled:
         coords = coords[torch.randperm(coords.shape[0], generator=torch.Generator().manual_seed(41))].contiguous()
@@ -386,33 +392,19 @@ def test_batch_stack_by_wedge_matches_reference(native, monkeypatch, runtime, sh
     starts = []
     original = cpu_numba._wedge_starts
     monkeypatch.setattr(cpu_numba, "_wedge_starts", lambda *args: starts.append(original(*args)) or starts[-1])
-    previous = torch.get_num_threads()
-    torch.set_num_threads(2)
-    try:
+    with torch_threads(2):
         stacked = native.submanifold_stack(coords, WEDGE_SHAPE, features, weights, ENCODER_GEOMETRIES,
                                            ENCODER_ACTIVATIONS, batch_size=5)
-    finally:
-        torch.set_num_threads(previous)
     assert len(starts) == 1
     assert starts[0].shape[0] == (0 if shuffled else 6)
     torch.testing.assert_close(stacked, stack_through_maps(native, coords, features, weights, batch_size=5))
-    for pool in cpu_numba._all_scratch_pools():
-        for (name, _), array in pool.items():
-            expected = -1 if name == "owners" else 0
-            assert (array == expected).all(), f"scratch array {name!r} not restored after the stack"
+    assert_scratch_restored()
 
 
-@pytest.mark.parametrize("runtime", ["openmp", "python"])
-def test_parallel_stacks_from_two_threads(native, monkeypatch, runtime):
+def test_parallel_stacks_from_two_threads(native, runtime):
     # Each calling thread has its own scratch grids and its own parallel region or pool tasks.
     from concurrent.futures import ThreadPoolExecutor
 
-    from sparsecodec.kernels import openmp
-
-    monkeypatch.setattr(capabilities, "FORCE_TORCH_PATH", False)
-    monkeypatch.setenv("SPARSECODEC_OPENMP", "1" if runtime == "openmp" else "0")
-    if runtime == "openmp" and openmp.parallel_region() is None:
-        pytest.skip("torch's OpenMP runtime is not reachable here (needs Linux and torch built with OpenMP)")
     inputs = [track_like(150, seed=50 + index) for index in range(4)]
     features = [torch.rand(coords.shape[0], 1, generator=torch.Generator().manual_seed(60)) for coords in inputs]
     weights = encoder_weights(61)
@@ -421,14 +413,10 @@ def test_parallel_stacks_from_two_threads(native, monkeypatch, runtime):
         return native.submanifold_stack(inputs[index], WEDGE_SHAPE, features[index], weights, ENCODER_GEOMETRIES,
                                         ENCODER_ACTIVATIONS)
 
-    previous = torch.get_num_threads()
-    torch.set_num_threads(2)
-    try:
+    with torch_threads(2):
         alone = [stack(index) for index in range(4)]
         with ThreadPoolExecutor(max_workers=2) as pool:
             together = list(pool.map(stack, [0, 1, 2, 3] * 3))
-    finally:
-        torch.set_num_threads(previous)
     assert min(coords.shape[0] for coords in inputs) >= 1024
     for index, output in enumerate(together):
         assert torch.equal(output, alone[index % 4])
@@ -448,16 +436,12 @@ def test_stack_threads_capped_at_usable_cpus(native, monkeypatch, cpus, parallel
     coords = track_like(150, seed=70)
     features = torch.rand(coords.shape[0], 1, generator=torch.Generator().manual_seed(71))
     weights = encoder_weights(72)
-    previous = torch.get_num_threads()
-    try:
-        torch.set_num_threads(1)
+    with torch_threads(1):
         serial = native.submanifold_stack(coords, WEDGE_SHAPE, features, weights, ENCODER_GEOMETRIES,
                                           ENCODER_ACTIVATIONS)
-        torch.set_num_threads(3)
+    with torch_threads(3):
         capped = native.submanifold_stack(coords, WEDGE_SHAPE, features, weights, ENCODER_GEOMETRIES,
                                           ENCODER_ACTIVATIONS)
-    finally:
-        torch.set_num_threads(previous)
     assert coords.shape[0] >= 1024
     assert (len(jobs) == 1) == parallel
     assert torch.equal(capped, serial)

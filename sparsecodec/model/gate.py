@@ -26,8 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ..kernels import capabilities
-from ..kernels.selection import select_rows
+from ..kernels.selection import numba_rows_apply, select_rows
 
 GATE_MODES = ("random", "fixed", "retention", "ratio")
 
@@ -167,17 +166,11 @@ def select_key_points(probability: torch.Tensor, values: torch.Tensor, coords: t
                       first_wedge: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Return (keep, coords[keep], values[keep]): :func:`hard_gate` and the kept rows in one step.
 
-    ``coords`` are the (N, 4) rows (batch index first) and ``values`` the (N,) codes v; the other
+    ``coords`` are the (N, 4) rows (batch index first) and ``values`` the (N,) codes v. The other
     arguments are those of :func:`hard_gate`. On the CPU the random gate runs as one numba pass
     over every wedge of the batch, with the same thresholds as :func:`hard_gate`.
     """
-    if (config.mode == "random" and capabilities.numba_enabled()
-            and isinstance(coords, torch.Tensor) and coords.dim() == 2 and coords.shape[1] == 4
-            and coords.dtype in (torch.int32, torch.int64) and probability.dim() == 1
-            and probability.shape[0] == coords.shape[0] == values.shape[0] and values.dim() == 1
-            and probability.dtype in (torch.float32, torch.float64) and values.dtype in (torch.float32, torch.float64)
-            and all(tensor.device.type == "cpu" and not tensor.requires_grad
-                    for tensor in (probability, values, coords))):
+    if config.mode == "random" and numba_rows_apply(coords, probability, values):
         from ..kernels.cpu_numba import random_gate_select, wedge_row_offsets
 
         coords_array = coords.numpy()
