@@ -26,7 +26,8 @@ import numpy as np
 import torch
 
 from . import openmp
-from .stack_jobs import STACK_ENTRIES, pack_job, run_stack_job, stack_serial
+from .mt19937 import fill_uniform
+from .stack_jobs import GRID_SLACK, STACK_ENTRIES, pack_job, run_stack_job, stack_serial
 from .stencil_codegen import STACK_MAX_CHANNELS
 from .stencil_small import KERNELS
 
@@ -193,7 +194,10 @@ def _scratch_array(name: str, size: int, dtype, fill) -> np.ndarray:
 
 
 def _stack_grids(entries: int, dtype, kind: str = "batch") -> tuple[np.ndarray, np.ndarray]:
-    """Return this thread's two all-zero stack grids of exactly ``entries`` values each."""
+    """Return this thread's two all-zero stack grids of exactly ``entries`` values each.
+
+    ``entries`` includes any spare entries that the run kernels need (GRID_SLACK).
+    """
     return (_scratch_array(f"stack-first-{kind}", entries, dtype, 0)[:entries],
             _scratch_array(f"stack-second-{kind}", entries, dtype, 0)[:entries])
 
@@ -398,7 +402,7 @@ def run_stack_plan(plan: StackPlan, features: torch.Tensor, flat: torch.Tensor, 
         # they outnumber the cores, so torch's thread count is capped at the usable CPUs.
         threads = min(threads, _usable_cpus())
     if threads <= 1 or rows < STACK_PARALLEL_MIN_ROWS:
-        first, second = _stack_grids(grid_size * stride, x.dtype)
+        first, second = _stack_grids(grid_size * stride + GRID_SLACK, x.dtype)
         stack_serial(x, positions, *plan.arrays(), stride, first, second, target)
         return out
 
@@ -409,11 +413,11 @@ def run_stack_plan(plan: StackPlan, features: torch.Tensor, flat: torch.Tensor, 
     if starts is not None and starts.shape[0] == wedges + 1:
         # Whole wedges per thread, each on that thread's one-wedge grids, so the batch-sized
         # grids are never allocated.
-        first, second = _stack_grids(threads * wedge_sites * stride, x.dtype, "wedges")
+        first, second = _stack_grids(threads * (wedge_sites * stride + GRID_SLACK), x.dtype, "wedges")
         job, counters = pack_job(x, positions, plan.arrays(), stride, first, second, target, chunk_rows, starts,
                                  wedge_sites)
     else:
-        first, second = _stack_grids(grid_size * stride, x.dtype)
+        first, second = _stack_grids(grid_size * stride + GRID_SLACK, x.dtype)
         job, counters = pack_job(x, positions, plan.arrays(), stride, first, second, target, chunk_rows)
     region = openmp.parallel_region()
     if region is not None:
@@ -478,14 +482,20 @@ def wedge_row_offsets(coords, batch_size):  # pragma: no cover - compiled by num
 
 
 @numba.njit(cache=True, nogil=True)
-def random_gate_select(probability, theta, offsets, coords, values):  # pragma: no cover - compiled by numba
+def random_gate_select(probability, seeds, offsets, coords, values):  # pragma: no cover - compiled by numba
     """Keep each row with p > theta (compared in float64) and return the (N,) keep mask and the
     kept (K, 4) coordinates and (K,) values.
 
-    Wedge b's thresholds are ``theta[offsets[b]:offsets[b + 1]]``, used by its rows in row order.
-    Every batch index ``coords[i, 0]`` must lie in [0, B).
+    Wedge b has rows offsets[b] to offsets[b + 1] - 1 (counted, not positions) and draws its
+    thresholds from a generator seeded with ``seeds[b]``, exactly as ``torch.rand`` of a CPU
+    generator does (:mod:`.mt19937`), used by its rows in row order. Every batch index
+    ``coords[i, 0]`` must lie in [0, B).
     """
     count = probability.shape[0]
+    theta = np.empty(count, dtype=np.float64)
+    for item in range(offsets.shape[0] - 1):
+        if offsets[item + 1] > offsets[item]:
+            fill_uniform(seeds[item], theta[offsets[item]:offsets[item + 1]])
     following = offsets[:-1].copy()
     keep = np.empty(count, dtype=np.bool_)
     for i in range(count):

@@ -21,12 +21,17 @@ from llvmlite import ir
 from numba import types
 from numba.extending import intrinsic
 
-from .stencil_small import stencil_layer
+from .simd import LANES
+from .stencil_runs import runs_layer
 
 (JOB_ROWS, JOB_X, JOB_IN_CHANNELS, JOB_FLAT, JOB_LAYERS, JOB_STEPS, JOB_STEP_COUNT, JOB_STEP_STARTS, JOB_WEIGHTS,
  JOB_WEIGHT_COUNT, JOB_WEIGHT_STARTS, JOB_CODES, JOB_CHANNELS, JOB_STRIDE, JOB_FIRST, JOB_SECOND, JOB_GRID_ENTRIES,
- JOB_OUT, JOB_CHUNK_ROWS, JOB_COUNTERS, JOB_WEDGES, JOB_WEDGE_STARTS, JOB_WEDGE_SITES) = range(23)
-JOB_LENGTH = 23
+ JOB_OUT, JOB_CHUNK_ROWS, JOB_COUNTERS, JOB_WEDGES, JOB_WEDGE_STARTS, JOB_WEDGE_SITES, JOB_RUNS,
+ JOB_RUN_COUNT) = range(25)
+JOB_LENGTH = 25
+
+#: Entries a stack grid needs past its last site so that a vector load at any site stays inside it.
+GRID_SLACK = 2 * LANES
 
 
 @intrinsic
@@ -68,15 +73,36 @@ def _load_acquire(typingctx, address):
 
 
 @numba.njit(cache=True, nogil=True)
-def stack_rows(x, flat, steps, step_starts, weights, weight_starts, activations, channels, stride, first, second,
-               out, start, stop, phase):  # pragma: no cover - compiled by numba
+def position_runs(flat):  # pragma: no cover - compiled by numba
+    """Return the (R + 1,) row offsets of the runs of ``flat``: run r has rows [runs[r], runs[r + 1]).
+
+    A run is a longest range of at most LANES rows whose positions each exceed the previous one
+    by 1, so its sites follow each other along the time axis.
+    """
+    count = flat.shape[0]
+    runs = np.empty(count + 1, dtype=np.int64)
+    total = 0
+    start = 0
+    for i in range(1, count + 1):
+        if i == count or i - start == LANES or flat[i] != flat[i - 1] + 1:
+            runs[total] = start
+            total += 1
+            start = i
+    runs[total] = count
+    return runs[:total + 1]
+
+
+@numba.njit(cache=True, nogil=True)
+def stack_rows(x, flat, runs, steps, step_starts, weights, weight_starts, activations, channels, stride, first,
+               second, out, start, stop, phase):  # pragma: no cover - compiled by numba
     """Run ``phase`` of the stack on rows [start, stop).
 
     Phase 0 scatters the (N, C_in) input ``x`` into ``first``. Phase l + 1 applies layer l, which
-    reads one grid and writes the other, or ``out`` (N * C_out) for the last layer. Phase L + 1
-    clears both grids, so every earlier phase must have finished on all rows. Layer l has the
-    offset steps ``steps[step_starts[l]:step_starts[l + 1]]`` and the flattened offset-major
-    weights ``weights[weight_starts[l]:weight_starts[l + 1]]``.
+    reads one grid and writes the other, or ``out`` (N * C_out) for the last layer. A layer phase
+    computes every run of ``runs`` (:func:`position_runs`) that starts in [start, stop), with its
+    rows past ``stop``. Phase L + 1 clears both grids, so every earlier phase must have finished
+    on all rows. Layer l has the offset steps ``steps[step_starts[l]:step_starts[l + 1]]`` and
+    the flattened offset-major weights ``weights[weight_starts[l]:weight_starts[l + 1]]``.
     """
     layers = activations.shape[0]
     if phase == 0:
@@ -89,12 +115,15 @@ def stack_rows(x, flat, steps, step_starts, weights, weight_starts, activations,
         target = second if layer % 2 == 0 else first
         deltas = steps[step_starts[layer]:step_starts[layer + 1]]
         weight = weights[weight_starts[layer]:weight_starts[layer + 1]]
+        starts = runs[:runs.shape[0] - 1]
+        first_run = np.searchsorted(starts, start)
+        stop_run = np.searchsorted(starts, stop)
         if layer == layers - 1:
-            stencil_layer(channels[layer], channels[layer + 1], start, stop, flat, deltas, weight,
-                          activations[layer], source, out, True)
+            runs_layer(channels[layer], channels[layer + 1], first_run, stop_run, runs, flat, deltas, weight,
+                       activations[layer], source, out, True)
         else:
-            stencil_layer(channels[layer], channels[layer + 1], start, stop, flat, deltas, weight,
-                          activations[layer], source, target, False)
+            runs_layer(channels[layer], channels[layer + 1], first_run, stop_run, runs, flat, deltas, weight,
+                       activations[layer], source, target, False)
     else:
         for i in range(start, stop):
             for c in range(stride):
@@ -107,11 +136,13 @@ def stack_serial(x, flat, steps, step_starts, weights, weight_starts, activation
                  second, out):  # pragma: no cover - compiled by numba
     """Run every phase of the stack on all rows on the calling thread; see :func:`stack_rows`.
 
-    The grids ``first`` and ``second`` must be all zero, and are left so.
+    The grids ``first`` and ``second`` must be all zero, and are left so. Grids with
+    GRID_SLACK entries past the last site let every run use vector loads.
     """
     count = flat.shape[0]
+    runs = position_runs(flat)
     for phase in range(activations.shape[0] + 2):
-        stack_rows(x, flat, steps, step_starts, weights, weight_starts, activations, channels, stride, first,
+        stack_rows(x, flat, runs, steps, step_starts, weights, weight_starts, activations, channels, stride, first,
                    second, out, 0, count, phase)
 
 
@@ -135,6 +166,7 @@ def run_stack_job(job, like):  # pragma: no cover - compiled by numba
     first = numba.carray(_as_pointer(job[JOB_FIRST]), (job[JOB_GRID_ENTRIES],), dtype)
     second = numba.carray(_as_pointer(job[JOB_SECOND]), (job[JOB_GRID_ENTRIES],), dtype)
     out = numba.carray(_as_pointer(job[JOB_OUT]), (rows * channels[layers],), dtype)
+    runs = numba.carray(_as_pointer(job[JOB_RUNS]), (job[JOB_RUN_COUNT] + 1,), np.int64)
     if job[JOB_WEDGES] > 0:
         wedge_starts = numba.carray(_as_pointer(job[JOB_WEDGE_STARTS]), (job[JOB_WEDGES] + 1,), np.int64)
         _run_wedges(job, x, flat, steps, step_starts, weights, weight_starts, codes, channels, first, second, out,
@@ -152,8 +184,8 @@ def run_stack_job(job, like):  # pragma: no cover - compiled by numba
                 break
             start = chunk * chunk_rows
             stop = min(start + chunk_rows, rows)
-            stack_rows(x, flat, steps, step_starts, weights, weight_starts, codes, channels, job[JOB_STRIDE], first,
-                       second, out, start, stop, phase)
+            stack_rows(x, flat, runs, steps, step_starts, weights, weight_starts, codes, channels, job[JOB_STRIDE],
+                       first, second, out, start, stop, phase)
             _fetch_add(finished, 1)
         # The next phase reads what every chunk of this one wrote. After the last phase the
         # caller waits for all threads anyway.
@@ -166,14 +198,14 @@ def run_stack_job(job, like):  # pragma: no cover - compiled by numba
 def _run_wedges(job, x, flat, steps, step_starts, weights, weight_starts, codes, channels, first, second, out,
                 wedge_starts):  # pragma: no cover - compiled by numba
     # Each thread takes a slot of two one-wedge grids (``first`` and ``second`` hold one per
-    # slot), then claims whole wedges and runs the stack on each with no waiting. Wedge w has
-    # rows [wedge_starts[w], wedge_starts[w + 1]), and its positions lie in
-    # [w * sites, (w + 1) * sites).
+    # slot, each with GRID_SLACK spare entries), then claims whole wedges and runs the stack on
+    # each with no waiting. Wedge w has rows [wedge_starts[w], wedge_starts[w + 1]), and its
+    # positions lie in [w * sites, (w + 1) * sites).
     sites = job[JOB_WEDGE_SITES]
     stride = job[JOB_STRIDE]
     out_channels = channels[codes.shape[0]]
     slot = _fetch_add(job[JOB_COUNTERS], 1)
-    grid_entries = sites * stride
+    grid_entries = sites * stride + GRID_SLACK
     if slot >= job[JOB_GRID_ENTRIES] // grid_entries:
         # More threads than slots: the others take every wedge.
         return
@@ -214,7 +246,9 @@ def pack_job(x: np.ndarray, flat: np.ndarray, plan_arrays: tuple, stride: int, f
     and ``out`` the N * C_out result. By default threads share the rows of each phase in chunks
     of ``chunk_rows``. With ``wedge_starts`` (B + 1 row offsets of wedges of ``wedge_sites``
     padded sites each, rows sorted by wedge), threads take whole wedges instead, and ``first``
-    and ``second`` hold one wedge's grid per thread. The caller keeps both returned arrays alive.
+    and ``second`` hold one wedge's grid per thread, each followed by GRID_SLACK entries. The
+    second returned array holds the counters and the runs of ``flat``, and the caller keeps both
+    alive.
     """
     steps, step_starts, weights, weight_starts, codes, channels = plan_arrays
     arrays = (x, flat, *plan_arrays, first, second, out) + (() if wedge_starts is None else (wedge_starts,))
@@ -233,7 +267,11 @@ def pack_job(x: np.ndarray, flat: np.ndarray, plan_arrays: tuple, stride: int, f
         raise ValueError(f"stack job grids must have equal sizes, got {first.shape[0]} and {second.shape[0]}")
     if chunk_rows < 1:
         raise ValueError(f"chunk_rows must be positive, got {chunk_rows}")
-    counters = np.zeros(2 * (codes.shape[0] + 2), dtype=np.int64)
+    counter_count = 2 * (codes.shape[0] + 2)
+    runs = position_runs(flat)
+    # One array for the counters and the runs, so that the caller keeps a single buffer alive.
+    counters = np.zeros(counter_count + runs.shape[0], dtype=np.int64)
+    counters[counter_count:] = runs
     job = np.zeros(JOB_LENGTH, dtype=np.int64)
     job[JOB_ROWS], job[JOB_IN_CHANNELS] = x.shape
     job[JOB_X] = x.ctypes.data
@@ -250,6 +288,8 @@ def pack_job(x: np.ndarray, flat: np.ndarray, plan_arrays: tuple, stride: int, f
     job[JOB_OUT] = out.ctypes.data
     job[JOB_CHUNK_ROWS] = chunk_rows
     job[JOB_COUNTERS] = counters.ctypes.data
+    job[JOB_RUNS] = counters[counter_count:].ctypes.data
+    job[JOB_RUN_COUNT] = runs.shape[0] - 1
     if wedge_starts is not None:
         job[JOB_WEDGES] = wedge_starts.shape[0] - 1
         job[JOB_WEDGE_STARTS] = wedge_starts.ctypes.data

@@ -150,6 +150,9 @@ def test_generated_stencils_up_to_date():
     assert stencil_codegen.TARGET.read_text() == stencil_codegen.module_source(), (
         "kernels/stencil_small.py is stale; run python -m sparsecodec.kernels.stencil_codegen"
     )
+    assert stencil_codegen.RUNS_TARGET.read_text() == stencil_codegen.runs_module_source(), (
+        "kernels/stencil_runs.py is stale; run python -m sparsecodec.kernels.stencil_codegen"
+    )
 
 
 @pytest.mark.parametrize("channels", [(1, 2), (2, 2), (3, 4), (4, 1), (5, 3)], ids=lambda c: f"{c[0]}to{c[1]}")

@@ -176,15 +176,10 @@ def select_key_points(probability: torch.Tensor, values: torch.Tensor, coords: t
         coords_array = coords.numpy()
         offsets = wedge_row_offsets(coords_array, -1 if batch_size is None else batch_size)
         if offsets.shape[0] > 0:
-            if offsets.shape[0] == 2:
-                theta = _random_thresholds(coords.shape[0], config.seed, first_wedge).numpy()
-            else:
-                theta = np.empty(coords.shape[0], dtype=np.float64)
-                for item in np.flatnonzero(np.diff(offsets)).tolist():
-                    count = int(offsets[item + 1] - offsets[item])
-                    theta[offsets[item]:offsets[item + 1]] = _random_thresholds(count, config.seed,
-                                                                                first_wedge + item).numpy()
-            keep, kept_coords, kept_values = random_gate_select(probability.numpy(), theta, offsets, coords_array,
+            seeds = np.zeros(offsets.shape[0] - 1, dtype=np.uint64)
+            for item in np.flatnonzero(np.diff(offsets)).tolist():
+                seeds[item] = wedge_seed(config.seed, first_wedge + item)
+            keep, kept_coords, kept_values = random_gate_select(probability.numpy(), seeds, offsets, coords_array,
                                                                 values.numpy())
             return torch.from_numpy(keep), torch.from_numpy(kept_coords), torch.from_numpy(kept_values)
     keep = hard_gate(probability, coords[:, 0], config, wedge_volume, batch_size, first_wedge)
