@@ -1,6 +1,7 @@
 """A layer stack as one parallel job: phases of row chunks that any thread can take.
 
-The phases are: scatter the input into the first grid, one phase per layer, and clear both grids.
+The phases are: scatter the input into the first grid, one phase per layer (a last 1 x 1 x 1 layer
+shares the phase of the layer before), and clear both grids.
 Threads claim chunks of rows through an atomic counter per phase, and a thread moves to the next
 phase once every chunk of the current one is done. Waiting on finished chunks instead of on
 threads means that a thread the OS starts late only joins later and never delays the others.
@@ -22,7 +23,7 @@ from numba import types
 from numba.extending import intrinsic
 
 from .simd import LANES
-from .stencil_runs import runs_layer
+from .stencil_runs import runs_layer, runs_layer_with_point
 
 (JOB_ROWS, JOB_X, JOB_IN_CHANNELS, JOB_FLAT, JOB_LAYERS, JOB_STEPS, JOB_STEP_COUNT, JOB_STEP_STARTS, JOB_WEIGHTS,
  JOB_WEIGHT_COUNT, JOB_WEIGHT_STARTS, JOB_CODES, JOB_CHANNELS, JOB_STRIDE, JOB_FIRST, JOB_SECOND, JOB_GRID_ENTRIES,
@@ -93,23 +94,43 @@ def position_runs(flat):  # pragma: no cover - compiled by numba
 
 
 @numba.njit(cache=True, nogil=True)
+def point_layer_last(steps, step_starts):  # pragma: no cover - compiled by numba
+    """Return True when the stack has two or more layers and the last is 1 x 1 x 1 (one zero step).
+
+    Its layer phase is then fused into the previous one (:data:`.stencil_runs.FUSED_KERNELS`).
+    """
+    layers = step_starts.shape[0] - 1
+    return layers >= 2 and step_starts[layers] - step_starts[layers - 1] == 1 and steps[step_starts[layers - 1]] == 0
+
+
+@numba.njit(cache=True, nogil=True)
+def stack_phases(steps, step_starts):  # pragma: no cover - compiled by numba
+    """Return the number of phases of the stack: scatter, the layer phases and clear."""
+    layers = step_starts.shape[0] - 1
+    return layers + 1 if point_layer_last(steps, step_starts) else layers + 2
+
+
+@numba.njit(cache=True, nogil=True)
 def stack_rows(x, flat, runs, steps, step_starts, weights, weight_starts, activations, channels, stride, first,
                second, out, start, stop, phase):  # pragma: no cover - compiled by numba
     """Run ``phase`` of the stack on rows [start, stop).
 
     Phase 0 scatters the (N, C_in) input ``x`` into ``first``. Phase l + 1 applies layer l, which
-    reads one grid and writes the other, or ``out`` (N * C_out) for the last layer. A layer phase
-    computes every run of ``runs`` (:func:`position_runs`) that starts in [start, stop), with its
-    rows past ``stop``. Phase L + 1 clears both grids, so every earlier phase must have finished
+    reads one grid and writes the other, or ``out`` (N * C_out) for the last layer. A last layer of
+    size 1 x 1 x 1 has no phase of its own: the phase of the layer before applies it
+    (:func:`point_layer_last`). A layer phase computes every run of ``runs``
+    (:func:`position_runs`) that starts in [start, stop), with its rows past ``stop``. The last
+    phase (:func:`stack_phases` - 1) clears both grids, so every earlier phase must have finished
     on all rows. Layer l has the offset steps ``steps[step_starts[l]:step_starts[l + 1]]`` and
     the flattened offset-major weights ``weights[weight_starts[l]:weight_starts[l + 1]]``.
     """
     layers = activations.shape[0]
+    fused = point_layer_last(steps, step_starts)
     if phase == 0:
         for i in range(start, stop):
             for c in range(channels[0]):
                 first[flat[i] * stride + c] = x[i, c]
-    elif phase <= layers:
+    elif phase < stack_phases(steps, step_starts) - 1:
         layer = phase - 1
         source = first if layer % 2 == 0 else second
         target = second if layer % 2 == 0 else first
@@ -118,7 +139,12 @@ def stack_rows(x, flat, runs, steps, step_starts, weights, weight_starts, activa
         starts = runs[:runs.shape[0] - 1]
         first_run = np.searchsorted(starts, start)
         stop_run = np.searchsorted(starts, stop)
-        if layer == layers - 1:
+        if fused and layer == layers - 2:
+            point_weight = weights[weight_starts[layers - 1]:weight_starts[layers]]
+            runs_layer_with_point(channels[layer], channels[layer + 1], channels[layers], first_run, stop_run, runs,
+                                  flat, deltas, weight, activations[layer], point_weight, activations[layers - 1],
+                                  source, out)
+        elif layer == layers - 1:
             runs_layer(channels[layer], channels[layer + 1], first_run, stop_run, runs, flat, deltas, weight,
                        activations[layer], source, out, True)
         else:
@@ -141,7 +167,7 @@ def stack_serial(x, flat, steps, step_starts, weights, weight_starts, activation
     """
     count = flat.shape[0]
     runs = position_runs(flat)
-    for phase in range(activations.shape[0] + 2):
+    for phase in range(stack_phases(steps, step_starts)):
         stack_rows(x, flat, runs, steps, step_starts, weights, weight_starts, activations, channels, stride, first,
                    second, out, 0, count, phase)
 
@@ -174,7 +200,7 @@ def run_stack_job(job, like):  # pragma: no cover - compiled by numba
         return
     chunk_rows = job[JOB_CHUNK_ROWS]
     chunks = (rows + chunk_rows - 1) // chunk_rows
-    phases = layers + 2
+    phases = stack_phases(steps, step_starts)
     for phase in range(phases):
         claimed = job[JOB_COUNTERS] + 16 * phase
         finished = claimed + 8

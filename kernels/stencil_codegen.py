@@ -131,7 +131,9 @@ other (consecutive time bins of one pad). A run kernel computes the rows of runs
 then lie in one contiguous block of the grid (stride 2, channels interleaved), read with one
 vector load. Results are bit-identical to the scalar kernels of :mod:`.stencil_small`, which
 also take the runs of one row and the runs whose vector load would pass the end of ``source``.
-``RUN_KERNELS`` maps (C_in, C_out) to a kernel.
+``RUN_KERNELS`` maps (C_in, C_out) to a kernel. ``FUSED_KERNELS`` maps (C_in, C_mid, C_out) to
+a run kernel that applies a 1 x 1 x 1 layer (C_mid to C_out channels, weights ``point_weight``
+flattened as (C_mid, C_out)) to each row's result and writes (N, C_out) rows to ``target``.
 """
 
 import numba
@@ -193,6 +195,110 @@ def run_kernel_source(in_channels: int, out_channels: int) -> str:
     return "\n".join(lines) + "\n"
 
 
+def fused_kernel_name(in_channels: int, middle_channels: int, out_channels: int) -> str:
+    return f"runs_{in_channels}_{middle_channels}_point_{out_channels}"
+
+
+def _point_epilogue(middle_channels: int, out_channels: int, row: str, pad: str) -> list[str]:
+    """Return the lines that turn ``b0``, ``b1``, ... (one row's layer output before activation)
+    into that row's point-layer output ``c0``, ``c1``, ... in ``target``, with the expressions of
+    the scalar kernels so that the rounding matches."""
+    lines = [f"{pad}if activation == 1:"]
+    lines += [f"{pad}    b{o} = b{o} if b{o} > zero else zero" for o in range(middle_channels)]
+    lines.append(f"{pad}elif activation == 2:")
+    lines += [f"{pad}    b{o} = one / (one + np.exp(-b{o}))" for o in range(middle_channels)]
+    for q in range(out_channels):
+        terms = " + ".join(f"b{c} * point_weight[{c * out_channels + q}]" for c in range(middle_channels))
+        lines.append(f"{pad}c{q} = zero")
+        lines.append(f"{pad}c{q} += {terms}")
+    lines.append(f"{pad}if point_activation == 1:")
+    lines += [f"{pad}    c{q} = c{q} if c{q} > zero else zero" for q in range(out_channels)]
+    lines.append(f"{pad}elif point_activation == 2:")
+    lines += [f"{pad}    c{q} = one / (one + np.exp(-c{q}))" for q in range(out_channels)]
+    row = f"({row})" if " " in row else row
+    lines += [f"{pad}target[{row} * {out_channels} + {q}] = c{q}" for q in range(out_channels)]
+    return lines
+
+
+def fused_run_kernel_source(in_channels: int, middle_channels: int, out_channels: int) -> str:
+    """Return the source of a run kernel followed by a 1 x 1 x 1 ("point") layer, writing rows.
+
+    The stack's last layer is often such a point layer. It reads only the previous layer's
+    output at the row's own site, so the fused kernel applies it to the values still in
+    registers, and the previous layer's output never goes to a grid.
+    """
+    stride = STACK_MAX_CHANNELS
+    per_offset = in_channels * middle_channels
+    pad = " " * 12
+    lines = [
+        "@numba.njit(cache=True, nogil=True, fastmath={'contract'})",
+        f"def {fused_kernel_name(in_channels, middle_channels, out_channels)}(first_run, stop_run, runs, flat, "
+        "deltas, weight,",
+        "        activation, point_weight, point_activation, source, target):",
+        "    volume = deltas.shape[0]",
+        "    zero = np.zeros(1, dtype=target.dtype)[0]",
+        "    one = np.ones(1, dtype=target.dtype)[0]",
+        "    reach = deltas[0]",
+        "    for k in range(volume):",
+        "        reach = max(reach, deltas[k])",
+        "    for r in range(first_run, stop_run):",
+        "        start = runs[r]",
+        "        count = runs[r + 1] - start",
+        "        base = flat[start]",
+        f"        if count == 1 or (base + reach) * {stride} + 2 * LANES > source.shape[0]:",
+        "            for i in range(start, start + count):",
+        "                " + "; ".join(f"b{o} = zero" for o in range(middle_channels)),
+        "                for k in range(volume):",
+        f"                    site = (flat[i] + deltas[k]) * {stride}",
+        f"                    w = k * {per_offset}",
+    ]
+    lines += [f"                    v{c} = source[site + {c}]" for c in range(in_channels)]
+    for o in range(middle_channels):
+        terms = " + ".join(f"v{c} * weight[w + {c * middle_channels + o}]" for c in range(in_channels))
+        lines.append(f"                    b{o} += {terms}")
+    lines += _point_epilogue(middle_channels, out_channels, "i", " " * 16)
+    lines += [
+        "            continue",
+        "        " + "; ".join(f"a{o} = vector_zero(source)" for o in range(middle_channels)),
+        "        for k in range(volume):",
+        f"            pair = load_pairs(source, (base + deltas[k]) * {stride})",
+        f"            w = k * {per_offset}",
+    ]
+    for o in range(middle_channels):
+        if in_channels == 1:
+            lines.append(f"{pad}a{o} = multiply_add(a{o}, pair[0], weight[w + {o}])")
+        else:
+            lines.append(f"{pad}a{o} = multiply_add_pair(a{o}, pair[0], weight[w + {o}], pair[1], "
+                         f"weight[w + {middle_channels + o}])")
+    lines.append("        for j in range(count):")
+    lines += [f"{pad}b{o} = lane(a{o}, j)" for o in range(middle_channels)]
+    lines += _point_epilogue(middle_channels, out_channels, "start + j", pad)
+    return "\n".join(lines) + "\n"
+
+
+def fused_dispatcher_source() -> str:
+    """Return ``runs_layer_with_point``: a jitted switch over the fused run kernels."""
+    lines = [
+        "@numba.njit(cache=True, nogil=True)",
+        "def runs_layer_with_point(in_channels, middle_channels, out_channels, first_run, stop_run, runs, flat,",
+        "                          deltas, weight, activation, point_weight, point_activation, source, target):",
+    ]
+    keyword = "if"
+    for variant in _fused_variants():
+        condition = " and ".join(f"{name} == {value}" for name, value in
+                                 zip(("in_channels", "middle_channels", "out_channels"), variant))
+        lines.append(f"    {keyword} {condition}:")
+        lines.append(f"        {fused_kernel_name(*variant)}(first_run, stop_run, runs, flat, deltas, weight,")
+        lines.append("            activation, point_weight, point_activation, source, target)")
+        keyword = "elif"
+    return "\n".join(lines) + "\n"
+
+
+def _fused_variants() -> list[tuple[int, int, int]]:
+    channels = range(1, STACK_MAX_CHANNELS + 1)
+    return [(c_in, c_mid, c_out) for c_in in channels for c_mid in channels for c_out in channels]
+
+
 def runs_dispatcher_source() -> str:
     """Return ``runs_layer``: a jitted switch over the run kernels."""
     lines = [
@@ -217,11 +323,15 @@ def runs_module_source() -> str:
                 for c_out in range(1, STACK_MAX_CHANNELS + 1)]
     imports = ", ".join(kernel_name(c_in, c_out, STACK_MAX_CHANNELS) for c_in, c_out in variants)
     kernels = [run_kernel_source(*variant) for variant in variants]
+    kernels += [fused_run_kernel_source(*variant) for variant in _fused_variants()]
     table = ["RUN_KERNELS = {"]
     table += [f"    {variant}: {run_kernel_name(*variant)}," for variant in variants]
     table.append("}")
+    table.append("FUSED_KERNELS = {")
+    table += [f"    {variant}: {fused_kernel_name(*variant)}," for variant in _fused_variants()]
+    table.append("}")
     return (RUNS_HEADER.format(imports=imports) + "\n\n".join(kernels) + "\n\n" + runs_dispatcher_source()
-            + "\n\n" + "\n".join(table) + "\n")
+            + "\n\n" + fused_dispatcher_source() + "\n\n" + "\n".join(table) + "\n")
 
 
 if __name__ == "__main__":

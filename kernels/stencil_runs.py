@@ -7,7 +7,9 @@ other (consecutive time bins of one pad). A run kernel computes the rows of runs
 then lie in one contiguous block of the grid (stride 2, channels interleaved), read with one
 vector load. Results are bit-identical to the scalar kernels of :mod:`.stencil_small`, which
 also take the runs of one row and the runs whose vector load would pass the end of ``source``.
-``RUN_KERNELS`` maps (C_in, C_out) to a kernel.
+``RUN_KERNELS`` maps (C_in, C_out) to a kernel. ``FUSED_KERNELS`` maps (C_in, C_mid, C_out) to
+a run kernel that applies a 1 x 1 x 1 layer (C_mid to C_out channels, weights ``point_weight``
+flattened as (C_mid, C_out)) to each row's result and writes (N, C_out) rows to ``target``.
 """
 
 import numba
@@ -154,6 +156,502 @@ def runs_2_2(first_run, stop_run, runs, flat, deltas, weight, activation,
             target[place + 1] = b1
 
 
+@numba.njit(cache=True, nogil=True, fastmath={'contract'})
+def runs_1_1_point_1(first_run, stop_run, runs, flat, deltas, weight,
+        activation, point_weight, point_activation, source, target):
+    volume = deltas.shape[0]
+    zero = np.zeros(1, dtype=target.dtype)[0]
+    one = np.ones(1, dtype=target.dtype)[0]
+    reach = deltas[0]
+    for k in range(volume):
+        reach = max(reach, deltas[k])
+    for r in range(first_run, stop_run):
+        start = runs[r]
+        count = runs[r + 1] - start
+        base = flat[start]
+        if count == 1 or (base + reach) * 2 + 2 * LANES > source.shape[0]:
+            for i in range(start, start + count):
+                b0 = zero
+                for k in range(volume):
+                    site = (flat[i] + deltas[k]) * 2
+                    w = k * 1
+                    v0 = source[site + 0]
+                    b0 += v0 * weight[w + 0]
+                if activation == 1:
+                    b0 = b0 if b0 > zero else zero
+                elif activation == 2:
+                    b0 = one / (one + np.exp(-b0))
+                c0 = zero
+                c0 += b0 * point_weight[0]
+                if point_activation == 1:
+                    c0 = c0 if c0 > zero else zero
+                elif point_activation == 2:
+                    c0 = one / (one + np.exp(-c0))
+                target[i * 1 + 0] = c0
+            continue
+        a0 = vector_zero(source)
+        for k in range(volume):
+            pair = load_pairs(source, (base + deltas[k]) * 2)
+            w = k * 1
+            a0 = multiply_add(a0, pair[0], weight[w + 0])
+        for j in range(count):
+            b0 = lane(a0, j)
+            if activation == 1:
+                b0 = b0 if b0 > zero else zero
+            elif activation == 2:
+                b0 = one / (one + np.exp(-b0))
+            c0 = zero
+            c0 += b0 * point_weight[0]
+            if point_activation == 1:
+                c0 = c0 if c0 > zero else zero
+            elif point_activation == 2:
+                c0 = one / (one + np.exp(-c0))
+            target[(start + j) * 1 + 0] = c0
+
+
+@numba.njit(cache=True, nogil=True, fastmath={'contract'})
+def runs_1_1_point_2(first_run, stop_run, runs, flat, deltas, weight,
+        activation, point_weight, point_activation, source, target):
+    volume = deltas.shape[0]
+    zero = np.zeros(1, dtype=target.dtype)[0]
+    one = np.ones(1, dtype=target.dtype)[0]
+    reach = deltas[0]
+    for k in range(volume):
+        reach = max(reach, deltas[k])
+    for r in range(first_run, stop_run):
+        start = runs[r]
+        count = runs[r + 1] - start
+        base = flat[start]
+        if count == 1 or (base + reach) * 2 + 2 * LANES > source.shape[0]:
+            for i in range(start, start + count):
+                b0 = zero
+                for k in range(volume):
+                    site = (flat[i] + deltas[k]) * 2
+                    w = k * 1
+                    v0 = source[site + 0]
+                    b0 += v0 * weight[w + 0]
+                if activation == 1:
+                    b0 = b0 if b0 > zero else zero
+                elif activation == 2:
+                    b0 = one / (one + np.exp(-b0))
+                c0 = zero
+                c0 += b0 * point_weight[0]
+                c1 = zero
+                c1 += b0 * point_weight[1]
+                if point_activation == 1:
+                    c0 = c0 if c0 > zero else zero
+                    c1 = c1 if c1 > zero else zero
+                elif point_activation == 2:
+                    c0 = one / (one + np.exp(-c0))
+                    c1 = one / (one + np.exp(-c1))
+                target[i * 2 + 0] = c0
+                target[i * 2 + 1] = c1
+            continue
+        a0 = vector_zero(source)
+        for k in range(volume):
+            pair = load_pairs(source, (base + deltas[k]) * 2)
+            w = k * 1
+            a0 = multiply_add(a0, pair[0], weight[w + 0])
+        for j in range(count):
+            b0 = lane(a0, j)
+            if activation == 1:
+                b0 = b0 if b0 > zero else zero
+            elif activation == 2:
+                b0 = one / (one + np.exp(-b0))
+            c0 = zero
+            c0 += b0 * point_weight[0]
+            c1 = zero
+            c1 += b0 * point_weight[1]
+            if point_activation == 1:
+                c0 = c0 if c0 > zero else zero
+                c1 = c1 if c1 > zero else zero
+            elif point_activation == 2:
+                c0 = one / (one + np.exp(-c0))
+                c1 = one / (one + np.exp(-c1))
+            target[(start + j) * 2 + 0] = c0
+            target[(start + j) * 2 + 1] = c1
+
+
+@numba.njit(cache=True, nogil=True, fastmath={'contract'})
+def runs_1_2_point_1(first_run, stop_run, runs, flat, deltas, weight,
+        activation, point_weight, point_activation, source, target):
+    volume = deltas.shape[0]
+    zero = np.zeros(1, dtype=target.dtype)[0]
+    one = np.ones(1, dtype=target.dtype)[0]
+    reach = deltas[0]
+    for k in range(volume):
+        reach = max(reach, deltas[k])
+    for r in range(first_run, stop_run):
+        start = runs[r]
+        count = runs[r + 1] - start
+        base = flat[start]
+        if count == 1 or (base + reach) * 2 + 2 * LANES > source.shape[0]:
+            for i in range(start, start + count):
+                b0 = zero; b1 = zero
+                for k in range(volume):
+                    site = (flat[i] + deltas[k]) * 2
+                    w = k * 2
+                    v0 = source[site + 0]
+                    b0 += v0 * weight[w + 0]
+                    b1 += v0 * weight[w + 1]
+                if activation == 1:
+                    b0 = b0 if b0 > zero else zero
+                    b1 = b1 if b1 > zero else zero
+                elif activation == 2:
+                    b0 = one / (one + np.exp(-b0))
+                    b1 = one / (one + np.exp(-b1))
+                c0 = zero
+                c0 += b0 * point_weight[0] + b1 * point_weight[1]
+                if point_activation == 1:
+                    c0 = c0 if c0 > zero else zero
+                elif point_activation == 2:
+                    c0 = one / (one + np.exp(-c0))
+                target[i * 1 + 0] = c0
+            continue
+        a0 = vector_zero(source); a1 = vector_zero(source)
+        for k in range(volume):
+            pair = load_pairs(source, (base + deltas[k]) * 2)
+            w = k * 2
+            a0 = multiply_add(a0, pair[0], weight[w + 0])
+            a1 = multiply_add(a1, pair[0], weight[w + 1])
+        for j in range(count):
+            b0 = lane(a0, j)
+            b1 = lane(a1, j)
+            if activation == 1:
+                b0 = b0 if b0 > zero else zero
+                b1 = b1 if b1 > zero else zero
+            elif activation == 2:
+                b0 = one / (one + np.exp(-b0))
+                b1 = one / (one + np.exp(-b1))
+            c0 = zero
+            c0 += b0 * point_weight[0] + b1 * point_weight[1]
+            if point_activation == 1:
+                c0 = c0 if c0 > zero else zero
+            elif point_activation == 2:
+                c0 = one / (one + np.exp(-c0))
+            target[(start + j) * 1 + 0] = c0
+
+
+@numba.njit(cache=True, nogil=True, fastmath={'contract'})
+def runs_1_2_point_2(first_run, stop_run, runs, flat, deltas, weight,
+        activation, point_weight, point_activation, source, target):
+    volume = deltas.shape[0]
+    zero = np.zeros(1, dtype=target.dtype)[0]
+    one = np.ones(1, dtype=target.dtype)[0]
+    reach = deltas[0]
+    for k in range(volume):
+        reach = max(reach, deltas[k])
+    for r in range(first_run, stop_run):
+        start = runs[r]
+        count = runs[r + 1] - start
+        base = flat[start]
+        if count == 1 or (base + reach) * 2 + 2 * LANES > source.shape[0]:
+            for i in range(start, start + count):
+                b0 = zero; b1 = zero
+                for k in range(volume):
+                    site = (flat[i] + deltas[k]) * 2
+                    w = k * 2
+                    v0 = source[site + 0]
+                    b0 += v0 * weight[w + 0]
+                    b1 += v0 * weight[w + 1]
+                if activation == 1:
+                    b0 = b0 if b0 > zero else zero
+                    b1 = b1 if b1 > zero else zero
+                elif activation == 2:
+                    b0 = one / (one + np.exp(-b0))
+                    b1 = one / (one + np.exp(-b1))
+                c0 = zero
+                c0 += b0 * point_weight[0] + b1 * point_weight[2]
+                c1 = zero
+                c1 += b0 * point_weight[1] + b1 * point_weight[3]
+                if point_activation == 1:
+                    c0 = c0 if c0 > zero else zero
+                    c1 = c1 if c1 > zero else zero
+                elif point_activation == 2:
+                    c0 = one / (one + np.exp(-c0))
+                    c1 = one / (one + np.exp(-c1))
+                target[i * 2 + 0] = c0
+                target[i * 2 + 1] = c1
+            continue
+        a0 = vector_zero(source); a1 = vector_zero(source)
+        for k in range(volume):
+            pair = load_pairs(source, (base + deltas[k]) * 2)
+            w = k * 2
+            a0 = multiply_add(a0, pair[0], weight[w + 0])
+            a1 = multiply_add(a1, pair[0], weight[w + 1])
+        for j in range(count):
+            b0 = lane(a0, j)
+            b1 = lane(a1, j)
+            if activation == 1:
+                b0 = b0 if b0 > zero else zero
+                b1 = b1 if b1 > zero else zero
+            elif activation == 2:
+                b0 = one / (one + np.exp(-b0))
+                b1 = one / (one + np.exp(-b1))
+            c0 = zero
+            c0 += b0 * point_weight[0] + b1 * point_weight[2]
+            c1 = zero
+            c1 += b0 * point_weight[1] + b1 * point_weight[3]
+            if point_activation == 1:
+                c0 = c0 if c0 > zero else zero
+                c1 = c1 if c1 > zero else zero
+            elif point_activation == 2:
+                c0 = one / (one + np.exp(-c0))
+                c1 = one / (one + np.exp(-c1))
+            target[(start + j) * 2 + 0] = c0
+            target[(start + j) * 2 + 1] = c1
+
+
+@numba.njit(cache=True, nogil=True, fastmath={'contract'})
+def runs_2_1_point_1(first_run, stop_run, runs, flat, deltas, weight,
+        activation, point_weight, point_activation, source, target):
+    volume = deltas.shape[0]
+    zero = np.zeros(1, dtype=target.dtype)[0]
+    one = np.ones(1, dtype=target.dtype)[0]
+    reach = deltas[0]
+    for k in range(volume):
+        reach = max(reach, deltas[k])
+    for r in range(first_run, stop_run):
+        start = runs[r]
+        count = runs[r + 1] - start
+        base = flat[start]
+        if count == 1 or (base + reach) * 2 + 2 * LANES > source.shape[0]:
+            for i in range(start, start + count):
+                b0 = zero
+                for k in range(volume):
+                    site = (flat[i] + deltas[k]) * 2
+                    w = k * 2
+                    v0 = source[site + 0]
+                    v1 = source[site + 1]
+                    b0 += v0 * weight[w + 0] + v1 * weight[w + 1]
+                if activation == 1:
+                    b0 = b0 if b0 > zero else zero
+                elif activation == 2:
+                    b0 = one / (one + np.exp(-b0))
+                c0 = zero
+                c0 += b0 * point_weight[0]
+                if point_activation == 1:
+                    c0 = c0 if c0 > zero else zero
+                elif point_activation == 2:
+                    c0 = one / (one + np.exp(-c0))
+                target[i * 1 + 0] = c0
+            continue
+        a0 = vector_zero(source)
+        for k in range(volume):
+            pair = load_pairs(source, (base + deltas[k]) * 2)
+            w = k * 2
+            a0 = multiply_add_pair(a0, pair[0], weight[w + 0], pair[1], weight[w + 1])
+        for j in range(count):
+            b0 = lane(a0, j)
+            if activation == 1:
+                b0 = b0 if b0 > zero else zero
+            elif activation == 2:
+                b0 = one / (one + np.exp(-b0))
+            c0 = zero
+            c0 += b0 * point_weight[0]
+            if point_activation == 1:
+                c0 = c0 if c0 > zero else zero
+            elif point_activation == 2:
+                c0 = one / (one + np.exp(-c0))
+            target[(start + j) * 1 + 0] = c0
+
+
+@numba.njit(cache=True, nogil=True, fastmath={'contract'})
+def runs_2_1_point_2(first_run, stop_run, runs, flat, deltas, weight,
+        activation, point_weight, point_activation, source, target):
+    volume = deltas.shape[0]
+    zero = np.zeros(1, dtype=target.dtype)[0]
+    one = np.ones(1, dtype=target.dtype)[0]
+    reach = deltas[0]
+    for k in range(volume):
+        reach = max(reach, deltas[k])
+    for r in range(first_run, stop_run):
+        start = runs[r]
+        count = runs[r + 1] - start
+        base = flat[start]
+        if count == 1 or (base + reach) * 2 + 2 * LANES > source.shape[0]:
+            for i in range(start, start + count):
+                b0 = zero
+                for k in range(volume):
+                    site = (flat[i] + deltas[k]) * 2
+                    w = k * 2
+                    v0 = source[site + 0]
+                    v1 = source[site + 1]
+                    b0 += v0 * weight[w + 0] + v1 * weight[w + 1]
+                if activation == 1:
+                    b0 = b0 if b0 > zero else zero
+                elif activation == 2:
+                    b0 = one / (one + np.exp(-b0))
+                c0 = zero
+                c0 += b0 * point_weight[0]
+                c1 = zero
+                c1 += b0 * point_weight[1]
+                if point_activation == 1:
+                    c0 = c0 if c0 > zero else zero
+                    c1 = c1 if c1 > zero else zero
+                elif point_activation == 2:
+                    c0 = one / (one + np.exp(-c0))
+                    c1 = one / (one + np.exp(-c1))
+                target[i * 2 + 0] = c0
+                target[i * 2 + 1] = c1
+            continue
+        a0 = vector_zero(source)
+        for k in range(volume):
+            pair = load_pairs(source, (base + deltas[k]) * 2)
+            w = k * 2
+            a0 = multiply_add_pair(a0, pair[0], weight[w + 0], pair[1], weight[w + 1])
+        for j in range(count):
+            b0 = lane(a0, j)
+            if activation == 1:
+                b0 = b0 if b0 > zero else zero
+            elif activation == 2:
+                b0 = one / (one + np.exp(-b0))
+            c0 = zero
+            c0 += b0 * point_weight[0]
+            c1 = zero
+            c1 += b0 * point_weight[1]
+            if point_activation == 1:
+                c0 = c0 if c0 > zero else zero
+                c1 = c1 if c1 > zero else zero
+            elif point_activation == 2:
+                c0 = one / (one + np.exp(-c0))
+                c1 = one / (one + np.exp(-c1))
+            target[(start + j) * 2 + 0] = c0
+            target[(start + j) * 2 + 1] = c1
+
+
+@numba.njit(cache=True, nogil=True, fastmath={'contract'})
+def runs_2_2_point_1(first_run, stop_run, runs, flat, deltas, weight,
+        activation, point_weight, point_activation, source, target):
+    volume = deltas.shape[0]
+    zero = np.zeros(1, dtype=target.dtype)[0]
+    one = np.ones(1, dtype=target.dtype)[0]
+    reach = deltas[0]
+    for k in range(volume):
+        reach = max(reach, deltas[k])
+    for r in range(first_run, stop_run):
+        start = runs[r]
+        count = runs[r + 1] - start
+        base = flat[start]
+        if count == 1 or (base + reach) * 2 + 2 * LANES > source.shape[0]:
+            for i in range(start, start + count):
+                b0 = zero; b1 = zero
+                for k in range(volume):
+                    site = (flat[i] + deltas[k]) * 2
+                    w = k * 4
+                    v0 = source[site + 0]
+                    v1 = source[site + 1]
+                    b0 += v0 * weight[w + 0] + v1 * weight[w + 2]
+                    b1 += v0 * weight[w + 1] + v1 * weight[w + 3]
+                if activation == 1:
+                    b0 = b0 if b0 > zero else zero
+                    b1 = b1 if b1 > zero else zero
+                elif activation == 2:
+                    b0 = one / (one + np.exp(-b0))
+                    b1 = one / (one + np.exp(-b1))
+                c0 = zero
+                c0 += b0 * point_weight[0] + b1 * point_weight[1]
+                if point_activation == 1:
+                    c0 = c0 if c0 > zero else zero
+                elif point_activation == 2:
+                    c0 = one / (one + np.exp(-c0))
+                target[i * 1 + 0] = c0
+            continue
+        a0 = vector_zero(source); a1 = vector_zero(source)
+        for k in range(volume):
+            pair = load_pairs(source, (base + deltas[k]) * 2)
+            w = k * 4
+            a0 = multiply_add_pair(a0, pair[0], weight[w + 0], pair[1], weight[w + 2])
+            a1 = multiply_add_pair(a1, pair[0], weight[w + 1], pair[1], weight[w + 3])
+        for j in range(count):
+            b0 = lane(a0, j)
+            b1 = lane(a1, j)
+            if activation == 1:
+                b0 = b0 if b0 > zero else zero
+                b1 = b1 if b1 > zero else zero
+            elif activation == 2:
+                b0 = one / (one + np.exp(-b0))
+                b1 = one / (one + np.exp(-b1))
+            c0 = zero
+            c0 += b0 * point_weight[0] + b1 * point_weight[1]
+            if point_activation == 1:
+                c0 = c0 if c0 > zero else zero
+            elif point_activation == 2:
+                c0 = one / (one + np.exp(-c0))
+            target[(start + j) * 1 + 0] = c0
+
+
+@numba.njit(cache=True, nogil=True, fastmath={'contract'})
+def runs_2_2_point_2(first_run, stop_run, runs, flat, deltas, weight,
+        activation, point_weight, point_activation, source, target):
+    volume = deltas.shape[0]
+    zero = np.zeros(1, dtype=target.dtype)[0]
+    one = np.ones(1, dtype=target.dtype)[0]
+    reach = deltas[0]
+    for k in range(volume):
+        reach = max(reach, deltas[k])
+    for r in range(first_run, stop_run):
+        start = runs[r]
+        count = runs[r + 1] - start
+        base = flat[start]
+        if count == 1 or (base + reach) * 2 + 2 * LANES > source.shape[0]:
+            for i in range(start, start + count):
+                b0 = zero; b1 = zero
+                for k in range(volume):
+                    site = (flat[i] + deltas[k]) * 2
+                    w = k * 4
+                    v0 = source[site + 0]
+                    v1 = source[site + 1]
+                    b0 += v0 * weight[w + 0] + v1 * weight[w + 2]
+                    b1 += v0 * weight[w + 1] + v1 * weight[w + 3]
+                if activation == 1:
+                    b0 = b0 if b0 > zero else zero
+                    b1 = b1 if b1 > zero else zero
+                elif activation == 2:
+                    b0 = one / (one + np.exp(-b0))
+                    b1 = one / (one + np.exp(-b1))
+                c0 = zero
+                c0 += b0 * point_weight[0] + b1 * point_weight[2]
+                c1 = zero
+                c1 += b0 * point_weight[1] + b1 * point_weight[3]
+                if point_activation == 1:
+                    c0 = c0 if c0 > zero else zero
+                    c1 = c1 if c1 > zero else zero
+                elif point_activation == 2:
+                    c0 = one / (one + np.exp(-c0))
+                    c1 = one / (one + np.exp(-c1))
+                target[i * 2 + 0] = c0
+                target[i * 2 + 1] = c1
+            continue
+        a0 = vector_zero(source); a1 = vector_zero(source)
+        for k in range(volume):
+            pair = load_pairs(source, (base + deltas[k]) * 2)
+            w = k * 4
+            a0 = multiply_add_pair(a0, pair[0], weight[w + 0], pair[1], weight[w + 2])
+            a1 = multiply_add_pair(a1, pair[0], weight[w + 1], pair[1], weight[w + 3])
+        for j in range(count):
+            b0 = lane(a0, j)
+            b1 = lane(a1, j)
+            if activation == 1:
+                b0 = b0 if b0 > zero else zero
+                b1 = b1 if b1 > zero else zero
+            elif activation == 2:
+                b0 = one / (one + np.exp(-b0))
+                b1 = one / (one + np.exp(-b1))
+            c0 = zero
+            c0 += b0 * point_weight[0] + b1 * point_weight[2]
+            c1 = zero
+            c1 += b0 * point_weight[1] + b1 * point_weight[3]
+            if point_activation == 1:
+                c0 = c0 if c0 > zero else zero
+                c1 = c1 if c1 > zero else zero
+            elif point_activation == 2:
+                c0 = one / (one + np.exp(-c0))
+                c1 = one / (one + np.exp(-c1))
+            target[(start + j) * 2 + 0] = c0
+            target[(start + j) * 2 + 1] = c1
+
+
 @numba.njit(cache=True, nogil=True)
 def runs_layer(in_channels, out_channels, first_run, stop_run, runs, flat, deltas, weight, activation,
                source, target, target_rows):
@@ -171,9 +669,48 @@ def runs_layer(in_channels, out_channels, first_run, stop_run, runs, flat, delta
                  activation, source, target, target_rows)
 
 
+@numba.njit(cache=True, nogil=True)
+def runs_layer_with_point(in_channels, middle_channels, out_channels, first_run, stop_run, runs, flat,
+                          deltas, weight, activation, point_weight, point_activation, source, target):
+    if in_channels == 1 and middle_channels == 1 and out_channels == 1:
+        runs_1_1_point_1(first_run, stop_run, runs, flat, deltas, weight,
+            activation, point_weight, point_activation, source, target)
+    elif in_channels == 1 and middle_channels == 1 and out_channels == 2:
+        runs_1_1_point_2(first_run, stop_run, runs, flat, deltas, weight,
+            activation, point_weight, point_activation, source, target)
+    elif in_channels == 1 and middle_channels == 2 and out_channels == 1:
+        runs_1_2_point_1(first_run, stop_run, runs, flat, deltas, weight,
+            activation, point_weight, point_activation, source, target)
+    elif in_channels == 1 and middle_channels == 2 and out_channels == 2:
+        runs_1_2_point_2(first_run, stop_run, runs, flat, deltas, weight,
+            activation, point_weight, point_activation, source, target)
+    elif in_channels == 2 and middle_channels == 1 and out_channels == 1:
+        runs_2_1_point_1(first_run, stop_run, runs, flat, deltas, weight,
+            activation, point_weight, point_activation, source, target)
+    elif in_channels == 2 and middle_channels == 1 and out_channels == 2:
+        runs_2_1_point_2(first_run, stop_run, runs, flat, deltas, weight,
+            activation, point_weight, point_activation, source, target)
+    elif in_channels == 2 and middle_channels == 2 and out_channels == 1:
+        runs_2_2_point_1(first_run, stop_run, runs, flat, deltas, weight,
+            activation, point_weight, point_activation, source, target)
+    elif in_channels == 2 and middle_channels == 2 and out_channels == 2:
+        runs_2_2_point_2(first_run, stop_run, runs, flat, deltas, weight,
+            activation, point_weight, point_activation, source, target)
+
+
 RUN_KERNELS = {
     (1, 1): runs_1_1,
     (1, 2): runs_1_2,
     (2, 1): runs_2_1,
     (2, 2): runs_2_2,
+}
+FUSED_KERNELS = {
+    (1, 1, 1): runs_1_1_point_1,
+    (1, 1, 2): runs_1_1_point_2,
+    (1, 2, 1): runs_1_2_point_1,
+    (1, 2, 2): runs_1_2_point_2,
+    (2, 1, 1): runs_2_1_point_1,
+    (2, 1, 2): runs_2_1_point_2,
+    (2, 2, 1): runs_2_2_point_1,
+    (2, 2, 2): runs_2_2_point_2,
 }

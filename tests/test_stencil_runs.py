@@ -7,7 +7,7 @@ import pytest
 
 from sparsecodec.kernels.simd import LANES
 from sparsecodec.kernels.stack_jobs import GRID_SLACK, position_runs
-from sparsecodec.kernels.stencil_runs import RUN_KERNELS
+from sparsecodec.kernels.stencil_runs import FUSED_KERNELS, RUN_KERNELS
 from sparsecodec.kernels.stencil_small import KERNELS
 
 #: A padded grid of 12 x 14 x 40 sites: large enough for dilation-2 offsets around every site.
@@ -117,3 +117,32 @@ def test_run_kernel_range_of_runs():
     RUN_KERNELS[(2, 2)](2, 5, runs, flat, deltas, weight, 0, source, result, True)
     written = ~np.isnan(result.reshape(-1, 2)[:, 0])
     assert np.array_equal(np.flatnonzero(written), np.arange(runs[2], runs[5]))
+
+
+@pytest.mark.parametrize("channels", sorted(FUSED_KERNELS), ids=lambda c: f"{c[0]}to{c[1]}to{c[2]}")
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
+@pytest.mark.parametrize("shuffle", [False, True], ids=["sorted", "shuffled"])
+def test_fused_kernel_matches_two_layers(channels, dtype, shuffle):
+    # A layer then a 1 x 1 x 1 layer, each through its own kernel and a grid, must give the
+    # fused kernel's rows bit for bit, with every activation pair.
+    c_in, c_mid, c_out = channels
+    flat = positions_with_runs(7, shuffle)
+    runs = position_runs(flat)
+    deltas = dilated_deltas(1)
+    rng = np.random.default_rng(8)
+    weight = rng.standard_normal(deltas.shape[0] * c_in * c_mid).astype(dtype)
+    point_weight = rng.standard_normal(c_mid * c_out).astype(dtype)
+    sites = PADDED[0] * PADDED[1] * PADDED[2]
+    source = rng.standard_normal(2 * sites + GRID_SLACK).astype(dtype)
+    for activation in (0, 1, 2):
+        for point_activation in (0, 1, 2):
+            middle = np.zeros(2 * sites + GRID_SLACK, dtype=dtype)
+            RUN_KERNELS[(c_in, c_mid)](0, runs.shape[0] - 1, runs, flat, deltas, weight, activation, source, middle,
+                                       False)
+            expected = np.zeros(flat.shape[0] * c_out, dtype=dtype)
+            KERNELS[(c_mid, c_out, 2)](0, flat.shape[0], flat, np.zeros(1, dtype=np.int64), point_weight,
+                                       point_activation, middle, expected, True)
+            result = np.zeros_like(expected)
+            FUSED_KERNELS[channels](0, runs.shape[0] - 1, runs, flat, deltas, weight, activation, point_weight,
+                                    point_activation, source, result)
+            assert np.array_equal(result, expected), f"activations {activation}, {point_activation}"
