@@ -111,17 +111,23 @@ def _stencil_rows(start, stop, flat, deltas, weight, activation, source, source_
 @numba.njit(cache=True, nogil=True)
 def _wedge_starts(flat, wedge_sites, wedges):  # pragma: no cover - compiled by numba
     # Returns the wedges + 1 row offsets of each wedge's rows, or an empty array when the rows
-    # are not sorted by wedge (position // wedge_sites).
+    # are not sorted by wedge (position // wedge_sites). The walk compares each position with
+    # the current wedge's bounds: a division and a count in memory per row took twice as long.
     starts = np.zeros(wedges + 1, dtype=np.int64)
-    previous = 0
+    wedge = 0
+    low = 0
+    high = wedge_sites
     for i in range(flat.shape[0]):
-        wedge = flat[i] // wedge_sites
-        if wedge < previous:
+        position = flat[i]
+        if position < low:
             return np.zeros(0, dtype=np.int64)
-        previous = wedge
-        starts[wedge + 1] += 1
-    for wedge in range(wedges):
-        starts[wedge + 1] += starts[wedge]
+        while position >= high and wedge < wedges:
+            wedge += 1
+            starts[wedge] = i
+            low = high
+            high += wedge_sites
+    for later in range(wedge + 1, wedges + 1):
+        starts[later] = flat.shape[0]
     return starts
 
 
@@ -471,11 +477,22 @@ def wedge_row_offsets(coords, batch_size):  # pragma: no cover - compiled by num
         for i in range(count):
             wedges = max(wedges, coords[i, 0] + 1)
     offsets = np.zeros(wedges + 1, dtype=np.int64)
+    # Rows of one wedge usually follow each other, so the count of the current wedge stays in a
+    # register: incrementing offsets[item + 1] per row makes every row wait for the last store.
+    current = -1
+    run = 0
     for i in range(count):
         item = coords[i, 0]
-        if item < 0 or item >= wedges:
-            return np.zeros(0, dtype=np.int64)
-        offsets[item + 1] += 1
+        if item != current:
+            if item < 0 or item >= wedges:
+                return np.zeros(0, dtype=np.int64)
+            if current >= 0:
+                offsets[current + 1] += run
+            current = item
+            run = 0
+        run += 1
+    if current >= 0:
+        offsets[current + 1] += run
     for item in range(wedges):
         offsets[item + 1] += offsets[item]
     return offsets
@@ -496,11 +513,20 @@ def random_gate_select(probability, seeds, offsets, coords, values):  # pragma: 
     for item in range(offsets.shape[0] - 1):
         if offsets[item + 1] > offsets[item]:
             fill_uniform(seeds[item], theta[offsets[item]:offsets[item + 1]])
+    # following[b] is the next unused threshold of wedge b. The current wedge's one is kept in
+    # ``index`` while its rows follow each other (see wedge_row_offsets).
     following = offsets[:-1].copy()
     keep = np.empty(count, dtype=np.bool_)
+    current = -1
+    index = 0
     for i in range(count):
         item = coords[i, 0]
-        keep[i] = np.float64(probability[i]) > theta[following[item]]
-        following[item] += 1
+        if item != current:
+            if current >= 0:
+                following[current] = index
+            current = item
+            index = following[item]
+        keep[i] = np.float64(probability[i]) > theta[index]
+        index += 1
     kept_coords, kept_values = gather_kept_rows(keep, coords, values)
     return keep, kept_coords, kept_values

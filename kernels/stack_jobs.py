@@ -273,7 +273,7 @@ def pack_job(x: np.ndarray, flat: np.ndarray, plan_arrays: tuple, stride: int, f
     of ``chunk_rows``. With ``wedge_starts`` (B + 1 row offsets of wedges of ``wedge_sites``
     padded sites each, rows sorted by wedge), threads take whole wedges instead, and ``first``
     and ``second`` hold one wedge's grid per thread, each followed by GRID_SLACK entries. The
-    second returned array holds the counters and the runs of ``flat``, and the caller keeps both
+    second returned array contains the counters and the runs of ``flat``, and the caller keeps both
     alive.
     """
     steps, step_starts, weights, weight_starts, codes, channels = plan_arrays

@@ -73,12 +73,13 @@ def test_run_kernel_matches_scalar_kernel(channels, dtype, activation, target_ro
     c_in, c_out = channels
     flat = positions_with_runs(2, shuffle)
     runs = position_runs(flat)
-    assert (np.diff(runs) > 1).any() and (np.diff(runs) == 1).any()
+    assert (np.diff(runs) > 1).any()
+    assert (np.diff(runs) == 1).any()
     deltas = dilated_deltas(2)
     rng = np.random.default_rng(3)
     weight = rng.standard_normal(deltas.shape[0] * c_in * c_out).astype(dtype)
     sites = PADDED[0] * PADDED[1] * PADDED[2]
-    # Every site holds a value, so the lanes past the end of a run read non-zero neighbours too.
+    # Every site contains a value, so the lanes past the end of a run read non-zero neighbours too.
     source = rng.standard_normal(2 * sites + GRID_SLACK).astype(dtype)
     size = flat.shape[0] * c_out if target_rows else 2 * sites
     expected = np.zeros(size, dtype=dtype)
