@@ -94,20 +94,19 @@ def position_runs(flat):  # pragma: no cover - compiled by numba
 
 
 @numba.njit(cache=True, nogil=True)
-def point_layer_last(steps, step_starts):  # pragma: no cover - compiled by numba
-    """Return True when the stack has two or more layers and the last is 1 x 1 x 1 (one zero step).
-
-    Its layer phase is then fused into the previous one (:data:`.stencil_runs.FUSED_KERNELS`).
-    """
+def point_layer_last(steps, step_starts, channels):  # pragma: no cover - compiled by numba
+    """Return True when the last layer is 1 x 1 x 1 (one zero step) and follows a layer of
+    2 to 2 channels, so that its phase is fused into that layer's (:data:`.stencil_runs.FUSED_KERNELS`)."""
     layers = step_starts.shape[0] - 1
-    return layers >= 2 and step_starts[layers] - step_starts[layers - 1] == 1 and steps[step_starts[layers - 1]] == 0
+    return (layers >= 2 and step_starts[layers] - step_starts[layers - 1] == 1 and steps[step_starts[layers - 1]] == 0
+            and channels[layers - 2] == 2 and channels[layers - 1] == 2)
 
 
 @numba.njit(cache=True, nogil=True)
-def stack_phases(steps, step_starts):  # pragma: no cover - compiled by numba
+def stack_phases(steps, step_starts, channels):  # pragma: no cover - compiled by numba
     """Return the number of phases of the stack: scatter, the layer phases and clear."""
     layers = step_starts.shape[0] - 1
-    return layers + 1 if point_layer_last(steps, step_starts) else layers + 2
+    return layers + 1 if point_layer_last(steps, step_starts, channels) else layers + 2
 
 
 @numba.njit(cache=True, nogil=True)
@@ -125,12 +124,12 @@ def stack_rows(x, flat, runs, steps, step_starts, weights, weight_starts, activa
     the flattened offset-major weights ``weights[weight_starts[l]:weight_starts[l + 1]]``.
     """
     layers = activations.shape[0]
-    fused = point_layer_last(steps, step_starts)
+    fused = point_layer_last(steps, step_starts, channels)
     if phase == 0:
         for i in range(start, stop):
             for c in range(channels[0]):
                 first[flat[i] * stride + c] = x[i, c]
-    elif phase < stack_phases(steps, step_starts) - 1:
+    elif phase < stack_phases(steps, step_starts, channels) - 1:
         layer = phase - 1
         source = first if layer % 2 == 0 else second
         target = second if layer % 2 == 0 else first
@@ -167,7 +166,7 @@ def stack_serial(x, flat, steps, step_starts, weights, weight_starts, activation
     """
     count = flat.shape[0]
     runs = position_runs(flat)
-    for phase in range(stack_phases(steps, step_starts)):
+    for phase in range(stack_phases(steps, step_starts, channels)):
         stack_rows(x, flat, runs, steps, step_starts, weights, weight_starts, activations, channels, stride, first,
                    second, out, 0, count, phase)
 
@@ -200,7 +199,7 @@ def run_stack_job(job, like):  # pragma: no cover - compiled by numba
         return
     chunk_rows = job[JOB_CHUNK_ROWS]
     chunks = (rows + chunk_rows - 1) // chunk_rows
-    phases = stack_phases(steps, step_starts)
+    phases = stack_phases(steps, step_starts, channels)
     for phase in range(phases):
         claimed = job[JOB_COUNTERS] + 16 * phase
         finished = claimed + 8

@@ -295,8 +295,10 @@ def fused_dispatcher_source() -> str:
 
 
 def _fused_variants() -> list[tuple[int, int, int]]:
-    channels = range(1, STACK_MAX_CHANNELS + 1)
-    return [(c_in, c_mid, c_out) for c_in in channels for c_mid in channels for c_out in channels]
+    # Only layers of two input and two output channels are fused with the point layer after
+    # them: each variant adds seconds of numba compilation to the first call, and the other
+    # stacks still run, with the point layer in a phase of its own.
+    return [(STACK_MAX_CHANNELS, STACK_MAX_CHANNELS, c_out) for c_out in range(1, STACK_MAX_CHANNELS + 1)]
 
 
 def runs_dispatcher_source() -> str:
