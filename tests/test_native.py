@@ -260,6 +260,24 @@ def sorted_rows(coords):
     return coords[torch.argsort(keys)].contiguous()
 
 
+@pytest.mark.parametrize("threads", [1, 2])
+def test_stack_of_runs_bit_identical_to_layers(native, runtime, threads):
+    # Sorted track-like rows form runs of up to 5 time bins, which the stack computes with
+    # vector loads and its last 1 x 1 x 1 layer fused. Layer by layer, the single-layer kernels
+    # compute one row at a time, with the same rounding.
+    from sparsecodec.kernels.stack_jobs import position_runs
+
+    coords = sorted_rows(track_like(60, seed=80))
+    features = torch.rand(coords.shape[0], 1, generator=torch.Generator().manual_seed(81))
+    weights = encoder_weights(82)
+    flat = coords[:, 1:].long() @ torch.tensor([192 * 249, 249, 1])
+    assert (torch.diff(torch.from_numpy(position_runs(flat.numpy()))) > 1).sum() > 100
+    with torch_threads(threads):
+        stacked = native.submanifold_stack(coords, WEDGE_SHAPE, features, weights, ENCODER_GEOMETRIES,
+                                           ENCODER_ACTIVATIONS)
+    assert torch.equal(stacked, stack_through_maps(native, coords, features, weights))
+
+
 def test_unsorted_rows_give_permuted_output(native, monkeypatch):
     # Sorted rows skip the duplicate search; shuffled rows take it, and must agree row by row.
     monkeypatch.setattr(capabilities, "FORCE_TORCH_PATH", False)
