@@ -27,7 +27,7 @@ import torch
 
 from . import openmp
 from .mt19937 import fill_uniform
-from .stack_jobs import GRID_SLACK, STACK_ENTRIES, pack_job, run_stack_job, stack_serial
+from .stack_jobs import GRID_SLACK, STACK_ENTRIES, pack_job, position_runs, run_stack_job, stack_serial
 from .stencil_codegen import STACK_MAX_CHANNELS
 from .stencil_small import KERNELS
 
@@ -129,6 +129,12 @@ def _wedge_starts(flat, wedge_sites, wedges):  # pragma: no cover - compiled by 
     for later in range(wedge + 1, wedges + 1):
         starts[later] = flat.shape[0]
     return starts
+
+
+@numba.njit(cache=True, nogil=True)
+def _wedge_starts_and_runs(flat, wedge_sites, wedges):  # pragma: no cover - compiled by numba
+    # One call for both, because each call from Python right after a stack costs 10 us or more.
+    return _wedge_starts(flat, wedge_sites, wedges), position_runs(flat)
 
 
 @numba.njit(cache=True, nogil=True)
@@ -415,16 +421,18 @@ def run_stack_plan(plan: StackPlan, features: torch.Tensor, flat: torch.Tensor, 
     chunk_rows = max(MIN_CHUNK_ROWS, -(-rows // (CHUNKS_PER_THREAD * threads)))
     wedge_sites = int(np.prod(plan.padded_shape)) if plan.padded_shape is not None else 0
     wedges = grid_size // wedge_sites if wedge_sites else 0
-    starts = _wedge_starts(positions, wedge_sites, wedges) if wedges >= WEDGES_PER_THREAD * threads else None
+    starts = runs = None
+    if wedges >= WEDGES_PER_THREAD * threads:
+        starts, runs = _wedge_starts_and_runs(positions, wedge_sites, wedges)
     if starts is not None and starts.shape[0] == wedges + 1:
         # Whole wedges per thread, each on that thread's one-wedge grids, so the batch-sized
         # grids are never allocated.
         first, second = _stack_grids(threads * (wedge_sites * stride + GRID_SLACK), x.dtype, "wedges")
         job, counters = pack_job(x, positions, plan.arrays(), stride, first, second, target, chunk_rows, starts,
-                                 wedge_sites)
+                                 wedge_sites, runs)
     else:
         first, second = _stack_grids(grid_size * stride + GRID_SLACK, x.dtype)
-        job, counters = pack_job(x, positions, plan.arrays(), stride, first, second, target, chunk_rows)
+        job, counters = pack_job(x, positions, plan.arrays(), stride, first, second, target, chunk_rows, runs=runs)
     region = openmp.parallel_region()
     if region is not None:
         region(STACK_ENTRIES[x.dtype].address, job.ctypes.data, threads)
@@ -530,3 +538,17 @@ def random_gate_select(probability, seeds, offsets, coords, values):  # pragma: 
         index += 1
     kept_coords, kept_values = gather_kept_rows(keep, coords, values)
     return keep, kept_coords, kept_values
+
+
+@numba.njit(cache=True, nogil=True)
+def random_gate_batch(probability, seeds, coords, values):  # pragma: no cover - compiled by numba
+    """Run :func:`random_gate_select` on a batch of B = len(seeds) wedges, counting its rows first.
+
+    Returns (True, keep, kept coordinates, kept values), or False and three empty arrays when a
+    batch index lies outside [0, B).
+    """
+    offsets = wedge_row_offsets(coords, seeds.shape[0])
+    if offsets.shape[0] == 0:
+        return False, np.zeros(0, dtype=np.bool_), coords[:0].copy(), values[:0].copy()
+    keep, kept_coords, kept_values = random_gate_select(probability, seeds, offsets, coords, values)
+    return True, keep, kept_coords, kept_values

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -225,6 +226,25 @@ def test_select_key_points_matches_gate_and_indexing(monkeypatch, torch_path, co
     keep, kept_coords, kept_values = select_key_points(hidden[:, 0], hidden[:, 1], coords, config, VOLUME, batch_size,
                                                        first_wedge=3)
     expected = hard_gate(hidden[:, 0], coords[:, 0], config, VOLUME, batch_size, first_wedge=3)
+    assert torch.equal(keep, expected)
+    assert torch.equal(kept_coords, coords[expected])
+    assert torch.equal(kept_values, hidden[:, 1][expected])
+
+
+@pytest.mark.parametrize("batch_size", [4, None, np.int64(4)], ids=["int", "none", "numpy_int"])
+def test_select_key_points_shuffled_batch_with_empty_wedge(batch_size):
+    # Rows of three wedges out of four (wedge 2 has none), in random order: each wedge's rows
+    # still take its thresholds in row order.
+    rows = 2000
+    hidden = torch.rand(rows, 2, generator=torch.Generator().manual_seed(10))
+    coords = torch.randint(0, 100, (rows, 4), dtype=torch.int32, generator=torch.Generator().manual_seed(11))
+    coords[:, 0] = torch.tensor([0, 1, 3], dtype=torch.int32)[torch.arange(rows) % 3]
+    order = torch.randperm(rows, generator=torch.Generator().manual_seed(12))
+    coords, hidden = coords[order].contiguous(), hidden[order].contiguous()
+    config = GateConfig("random", seed=13)
+    keep, kept_coords, kept_values = select_key_points(hidden[:, 0], hidden[:, 1], coords, config, VOLUME, batch_size,
+                                                       first_wedge=5)
+    expected = hard_gate(hidden[:, 0], coords[:, 0], config, VOLUME, 4, first_wedge=5)
     assert torch.equal(keep, expected)
     assert torch.equal(kept_coords, coords[expected])
     assert torch.equal(kept_values, hidden[:, 1][expected])

@@ -411,8 +411,14 @@ def test_batch_stack_by_wedge_matches_reference(native, monkeypatch, runtime, sh
     features = torch.rand(coords.shape[0], 1, generator=torch.Generator().manual_seed(42))
     weights = encoder_weights(43)
     starts = []
-    original = cpu_numba._wedge_starts
-    monkeypatch.setattr(cpu_numba, "_wedge_starts", lambda *args: starts.append(original(*args)) or starts[-1])
+    original = cpu_numba._wedge_starts_and_runs
+
+    def record(*args):
+        result = original(*args)
+        starts.append(result[0])
+        return result
+
+    monkeypatch.setattr(cpu_numba, "_wedge_starts_and_runs", record)
     with torch_threads(2):
         stacked = native.submanifold_stack(coords, WEDGE_SHAPE, features, weights, ENCODER_GEOMETRIES,
                                            ENCODER_ACTIVATIONS, batch_size=5)

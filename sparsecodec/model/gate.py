@@ -88,6 +88,14 @@ def wedge_seed(seed: int, wedge_index: int) -> int:
     return int((int(state[0]) << 31) ^ int(state[1]))
 
 
+@functools.lru_cache(maxsize=256)
+def batch_seeds(seed: int, first_wedge: int, batch_size: int) -> np.ndarray:
+    """Return the read-only uint64 seeds of wedges first_wedge to first_wedge + batch_size - 1."""
+    seeds = np.array([wedge_seed(seed, first_wedge + item) for item in range(batch_size)], dtype=np.uint64)
+    seeds.flags.writeable = False
+    return seeds
+
+
 def kept_fraction_for_ratio(ratio: float, occupancy: float) -> float:
     """Return the kept fraction that gives compression ratio ``ratio``, clipped to [0, 1]."""
     if occupancy <= 0:
@@ -171,17 +179,25 @@ def select_key_points(probability: torch.Tensor, values: torch.Tensor, coords: t
     over every wedge of the batch, with the same thresholds as :func:`hard_gate`.
     """
     if config.mode == "random" and numba_rows_apply(coords, probability, values):
-        from ..kernels.cpu_numba import random_gate_select, wedge_row_offsets
+        from ..kernels.cpu_numba import random_gate_batch, random_gate_select, wedge_row_offsets
 
         coords_array = coords.numpy()
-        offsets = wedge_row_offsets(coords_array, -1 if batch_size is None else batch_size)
-        if offsets.shape[0] > 0:
-            seeds = np.zeros(offsets.shape[0] - 1, dtype=np.uint64)
-            for item in np.flatnonzero(np.diff(offsets)).tolist():
-                seeds[item] = wedge_seed(config.seed, first_wedge + item)
-            keep, kept_coords, kept_values = random_gate_select(probability.numpy(), seeds, offsets, coords_array,
-                                                                values.numpy())
-            return torch.from_numpy(keep), torch.from_numpy(kept_coords), torch.from_numpy(kept_values)
+        if type(batch_size) is int and batch_size >= 0:
+            # One numba call for the whole gate: on a sparse batch each further call from Python
+            # costs more than its work, because the encoder's stack has just evicted the caches.
+            ok, keep, kept_coords, kept_values = random_gate_batch(
+                probability.numpy(), batch_seeds(config.seed, first_wedge, batch_size), coords_array, values.numpy())
+            if ok:
+                return torch.from_numpy(keep), torch.from_numpy(kept_coords), torch.from_numpy(kept_values)
+        elif batch_size is None:
+            offsets = wedge_row_offsets(coords_array, -1)
+            if offsets.shape[0] > 0:
+                seeds = np.zeros(offsets.shape[0] - 1, dtype=np.uint64)
+                for item in np.flatnonzero(np.diff(offsets)).tolist():
+                    seeds[item] = wedge_seed(config.seed, first_wedge + item)
+                keep, kept_coords, kept_values = random_gate_select(probability.numpy(), seeds, offsets, coords_array,
+                                                                    values.numpy())
+                return torch.from_numpy(keep), torch.from_numpy(kept_coords), torch.from_numpy(kept_values)
     keep = hard_gate(probability, coords[:, 0], config, wedge_volume, batch_size, first_wedge)
     kept_coords, kept_values = select_rows(keep, coords, values)
     return keep, kept_coords, kept_values
