@@ -2,8 +2,8 @@
 
 The random gate draws one threshold per voxel from a generator seeded per wedge. Creating a
 ``torch.Generator`` and calling ``torch.rand`` from Python took 13 us for a wedge of 710 voxels
-(2-core development machine, torch 2.13.0), more than drawing the numbers. These functions reproduce the same numbers inside
-one numba call for a whole batch.
+(2-core development machine, torch 2.13.0), more than drawing the numbers. These functions
+reproduce the same numbers inside one numba call for a whole batch.
 
 torch's CPU generator (ATen ``CPUGeneratorImpl``, ``mt19937_engine``) is the 32-bit Mersenne
 Twister MT19937 seeded with the low 32 bits of the seed. A float64 uniform takes two outputs,

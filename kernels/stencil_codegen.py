@@ -11,11 +11,12 @@ instructions. Regenerate after changing a template with
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 
 MAX_CHANNELS = 4
-#: Largest channel count of the layers that :func:`stencil_layer` dispatches to, for whole-stack
-#: kernels; every variant it names is compiled on its first call.
+#: Largest channel count of the layers of a whole-stack call. The run kernels' dispatchers name a
+#: kernel for every channel count up to it, and numba compiles each on the first call.
 STACK_MAX_CHANNELS = 2
 TARGET = Path(__file__).with_name("stencil_small.py")
 RUNS_TARGET = Path(__file__).with_name("stencil_runs.py")
@@ -93,33 +94,13 @@ def kernel_source(in_channels: int, out_channels: int, stride: int) -> str:
     return "\n".join(lines) + "\n"
 
 
-def dispatcher_source() -> str:
-    """Return ``stencil_layer``: a jitted switch over the stack variants (grid stride
-    STACK_MAX_CHANNELS, channels up to STACK_MAX_CHANNELS)."""
-    stride = STACK_MAX_CHANNELS
-    lines = [
-        "@numba.njit(cache=True, nogil=True)",
-        "def stencil_layer(in_channels, out_channels, start, stop, flat, deltas, weight, activation, source,",
-        "                  target, target_rows):",
-    ]
-    keyword = "if"
-    for c_in in range(1, STACK_MAX_CHANNELS + 1):
-        for c_out in range(1, STACK_MAX_CHANNELS + 1):
-            lines.append(f"    {keyword} in_channels == {c_in} and out_channels == {c_out}:")
-            lines.append(f"        {kernel_name(c_in, c_out, stride)}(start, stop, flat, deltas, weight, activation,")
-            lines.append("                  source, target, target_rows)")
-            keyword = "elif"
-    return "\n".join(lines) + "\n"
-
-
 def module_source() -> str:
     variants = kernel_variants()
     kernels = [kernel_source(*variant) for variant in variants]
     table = ["KERNELS = {"]
     table += [f"    {variant}: {kernel_name(*variant)}," for variant in variants]
     table.append("}")
-    return (HEADER.format(max=MAX_CHANNELS) + "\n\n".join(kernels) + "\n\n" + dispatcher_source() + "\n\n"
-            + "\n".join(table) + "\n")
+    return HEADER.format(max=MAX_CHANNELS) + "\n\n".join(kernels) + "\n\n" + "\n".join(table) + "\n"
 
 
 RUNS_HEADER = '''"""Stencil kernels over runs of consecutive grid sites, for stacks of 1 or 2 channels.
@@ -149,16 +130,10 @@ def run_kernel_name(in_channels: int, out_channels: int) -> str:
     return f"runs_{in_channels}_{out_channels}"
 
 
-def run_kernel_source(in_channels: int, out_channels: int) -> str:
-    """Return the source of the run kernel for ``in_channels`` x ``out_channels`` on a stride-2 grid."""
-    stride = STACK_MAX_CHANNELS
-    per_offset = in_channels * out_channels
-    scalar = kernel_name(in_channels, out_channels, stride)
-    pad = " " * 12
-    lines = [
-        "@numba.njit(cache=True, nogil=True, fastmath={'contract'})",
-        f"def {run_kernel_name(in_channels, out_channels)}(first_run, stop_run, runs, flat, deltas, weight, activation,",
-        "        source, target, target_rows):",
+def _run_loop_head() -> list[str]:
+    """Return the lines that start a run kernel's loop over runs, up to the test for the runs that
+    the scalar code computes (one row, or a vector load past the end of ``source``)."""
+    return [
         "    volume = deltas.shape[0]",
         "    zero = np.zeros(1, dtype=target.dtype)[0]",
         "    one = np.ones(1, dtype=target.dtype)[0]",
@@ -169,14 +144,19 @@ def run_kernel_source(in_channels: int, out_channels: int) -> str:
         "        start = runs[r]",
         "        count = runs[r + 1] - start",
         "        base = flat[start]",
-        f"        if count == 1 or (base + reach) * {stride} + 2 * LANES > source.shape[0]:",
-        f"            {scalar}(start, start + count, flat, deltas, weight, activation, source, target,",
-        "                target_rows)",
-        "            continue",
+        f"        if count == 1 or (base + reach) * {STACK_MAX_CHANNELS} + 2 * LANES > source.shape[0]:",
+    ]
+
+
+def _vector_accumulation(in_channels: int, out_channels: int) -> list[str]:
+    """Return the lines that sum a whole run's outputs ``a0``, ``a1``, ... over the offsets,
+    one lane per row, with the rounding of the scalar kernels."""
+    pad = " " * 12
+    lines = [
         "        " + "; ".join(f"a{o} = vector_zero(source)" for o in range(out_channels)),
         "        for k in range(volume):",
-        f"            pair = load_pairs(source, (base + deltas[k]) * {stride})",
-        f"            w = k * {per_offset}",
+        f"            pair = load_pairs(source, (base + deltas[k]) * {STACK_MAX_CHANNELS})",
+        f"            w = k * {in_channels * out_channels}",
     ]
     for o in range(out_channels):
         if in_channels == 1:
@@ -186,11 +166,28 @@ def run_kernel_source(in_channels: int, out_channels: int) -> str:
                          f"weight[w + {out_channels + o}])")
     lines.append("        for j in range(count):")
     lines += [f"{pad}b{o} = lane(a{o}, j)" for o in range(out_channels)]
+    return lines
+
+
+def run_kernel_source(in_channels: int, out_channels: int) -> str:
+    """Return the source of the run kernel for ``in_channels`` x ``out_channels`` on a stride-2 grid."""
+    scalar = kernel_name(in_channels, out_channels, STACK_MAX_CHANNELS)
+    pad = " " * 12
+    lines = [
+        "@numba.njit(cache=True, nogil=True, fastmath={'contract'})",
+        f"def {run_kernel_name(in_channels, out_channels)}(first_run, stop_run, runs, flat, deltas, weight,",
+        "        activation, source, target, target_rows):",
+        *_run_loop_head(),
+        f"            {scalar}(start, start + count, flat, deltas, weight, activation, source, target,",
+        "                target_rows)",
+        "            continue",
+    ]
+    lines += _vector_accumulation(in_channels, out_channels)
     lines.append(f"{pad}if activation == 1:")
     lines += [f"{pad}    b{o} = b{o} if b{o} > zero else zero" for o in range(out_channels)]
     lines.append(f"{pad}elif activation == 2:")
     lines += [f"{pad}    b{o} = one / (one + np.exp(-b{o}))" for o in range(out_channels)]
-    lines.append(f"{pad}place = (start + j) * {out_channels} if target_rows else (base + j) * {stride}")
+    lines.append(f"{pad}place = (start + j) * {out_channels} if target_rows else (base + j) * {STACK_MAX_CHANNELS}")
     lines += [f"{pad}target[place + {o}] = b{o}" for o in range(out_channels)]
     return "\n".join(lines) + "\n"
 
@@ -229,23 +226,12 @@ def fused_run_kernel_source(in_channels: int, middle_channels: int, out_channels
     """
     stride = STACK_MAX_CHANNELS
     per_offset = in_channels * middle_channels
-    pad = " " * 12
     lines = [
         "@numba.njit(cache=True, nogil=True, fastmath={'contract'})",
         f"def {fused_kernel_name(in_channels, middle_channels, out_channels)}(first_run, stop_run, runs, flat, "
         "deltas, weight,",
         "        activation, point_weight, point_activation, source, target):",
-        "    volume = deltas.shape[0]",
-        "    zero = np.zeros(1, dtype=target.dtype)[0]",
-        "    one = np.ones(1, dtype=target.dtype)[0]",
-        "    reach = deltas[0]",
-        "    for k in range(volume):",
-        "        reach = max(reach, deltas[k])",
-        "    for r in range(first_run, stop_run):",
-        "        start = runs[r]",
-        "        count = runs[r + 1] - start",
-        "        base = flat[start]",
-        f"        if count == 1 or (base + reach) * {stride} + 2 * LANES > source.shape[0]:",
+        *_run_loop_head(),
         "            for i in range(start, start + count):",
         "                " + "; ".join(f"b{o} = zero" for o in range(middle_channels)),
         "                for k in range(volume):",
@@ -257,41 +243,33 @@ def fused_run_kernel_source(in_channels: int, middle_channels: int, out_channels
         terms = " + ".join(f"v{c} * weight[w + {c * middle_channels + o}]" for c in range(in_channels))
         lines.append(f"                    b{o} += {terms}")
     lines += _point_epilogue(middle_channels, out_channels, "i", " " * 16)
-    lines += [
-        "            continue",
-        "        " + "; ".join(f"a{o} = vector_zero(source)" for o in range(middle_channels)),
-        "        for k in range(volume):",
-        f"            pair = load_pairs(source, (base + deltas[k]) * {stride})",
-        f"            w = k * {per_offset}",
-    ]
-    for o in range(middle_channels):
-        if in_channels == 1:
-            lines.append(f"{pad}a{o} = multiply_add(a{o}, pair[0], weight[w + {o}])")
-        else:
-            lines.append(f"{pad}a{o} = multiply_add_pair(a{o}, pair[0], weight[w + {o}], pair[1], "
-                         f"weight[w + {middle_channels + o}])")
-    lines.append("        for j in range(count):")
-    lines += [f"{pad}b{o} = lane(a{o}, j)" for o in range(middle_channels)]
-    lines += _point_epilogue(middle_channels, out_channels, "start + j", pad)
+    lines.append("            continue")
+    lines += _vector_accumulation(in_channels, middle_channels)
+    lines += _point_epilogue(middle_channels, out_channels, "start + j", " " * 12)
+    return "\n".join(lines) + "\n"
+
+
+def _switch_source(name: str, channel_names: tuple[str, ...], parameters: str, variants, kernel_of) -> str:
+    """Return a jitted function ``name`` that calls ``kernel_of(*variant)`` with ``parameters``
+    for the variant equal to the channel counts ``channel_names``."""
+    header = f"def {name}({', '.join(channel_names)}, {parameters}):"
+    lines = ["@numba.njit(cache=True, nogil=True)"]
+    lines += textwrap.wrap(header, width=110, subsequent_indent=" " * 8)
+    keyword = "if"
+    for variant in variants:
+        condition = " and ".join(f"{channels} == {value}" for channels, value in zip(channel_names, variant))
+        lines.append(f"    {keyword} {condition}:")
+        lines += textwrap.wrap(f"{kernel_of(*variant)}({parameters})", width=110, initial_indent=" " * 8,
+                               subsequent_indent=" " * 12)
+        keyword = "elif"
     return "\n".join(lines) + "\n"
 
 
 def fused_dispatcher_source() -> str:
     """Return ``runs_layer_with_point``: a jitted switch over the fused run kernels."""
-    lines = [
-        "@numba.njit(cache=True, nogil=True)",
-        "def runs_layer_with_point(in_channels, middle_channels, out_channels, first_run, stop_run, runs, flat,",
-        "                          deltas, weight, activation, point_weight, point_activation, source, target):",
-    ]
-    keyword = "if"
-    for variant in _fused_variants():
-        condition = " and ".join(f"{name} == {value}" for name, value in
-                                 zip(("in_channels", "middle_channels", "out_channels"), variant))
-        lines.append(f"    {keyword} {condition}:")
-        lines.append(f"        {fused_kernel_name(*variant)}(first_run, stop_run, runs, flat, deltas, weight,")
-        lines.append("            activation, point_weight, point_activation, source, target)")
-        keyword = "elif"
-    return "\n".join(lines) + "\n"
+    return _switch_source("runs_layer_with_point", ("in_channels", "middle_channels", "out_channels"),
+                          "first_run, stop_run, runs, flat, deltas, weight, activation, point_weight, "
+                          "point_activation, source, target", _fused_variants(), fused_kernel_name)
 
 
 def _fused_variants() -> list[tuple[int, int, int]]:
@@ -303,26 +281,20 @@ def _fused_variants() -> list[tuple[int, int, int]]:
 
 def runs_dispatcher_source() -> str:
     """Return ``runs_layer``: a jitted switch over the run kernels."""
-    lines = [
-        "@numba.njit(cache=True, nogil=True)",
-        "def runs_layer(in_channels, out_channels, first_run, stop_run, runs, flat, deltas, weight, activation,",
-        "               source, target, target_rows):",
-    ]
-    keyword = "if"
-    for c_in in range(1, STACK_MAX_CHANNELS + 1):
-        for c_out in range(1, STACK_MAX_CHANNELS + 1):
-            lines.append(f"    {keyword} in_channels == {c_in} and out_channels == {c_out}:")
-            lines.append(f"        {run_kernel_name(c_in, c_out)}(first_run, stop_run, runs, flat, deltas, weight,")
-            lines.append("                 activation, source, target, target_rows)")
-            keyword = "elif"
-    return "\n".join(lines) + "\n"
+    return _switch_source("runs_layer", ("in_channels", "out_channels"),
+                          "first_run, stop_run, runs, flat, deltas, weight, activation, source, target, target_rows",
+                          _run_variants(), run_kernel_name)
+
+
+def _run_variants() -> list[tuple[int, int]]:
+    channels = range(1, STACK_MAX_CHANNELS + 1)
+    return [(c_in, c_out) for c_in in channels for c_out in channels]
 
 
 def runs_module_source() -> str:
     if STACK_MAX_CHANNELS != 2:
         raise ValueError("run kernels read channel pairs, so they need STACK_MAX_CHANNELS == 2")
-    variants = [(c_in, c_out) for c_in in range(1, STACK_MAX_CHANNELS + 1)
-                for c_out in range(1, STACK_MAX_CHANNELS + 1)]
+    variants = _run_variants()
     imports = ", ".join(kernel_name(c_in, c_out, STACK_MAX_CHANNELS) for c_in, c_out in variants)
     kernels = [run_kernel_source(*variant) for variant in variants]
     kernels += [fused_run_kernel_source(*variant) for variant in _fused_variants()]

@@ -19,8 +19,8 @@ from .simd import LANES, lane, load_pairs, multiply_add, multiply_add_pair, vect
 from .stencil_small import stencil_1_1_s2, stencil_1_2_s2, stencil_2_1_s2, stencil_2_2_s2
 
 @numba.njit(cache=True, nogil=True, fastmath={'contract'})
-def runs_1_1(first_run, stop_run, runs, flat, deltas, weight, activation,
-        source, target, target_rows):
+def runs_1_1(first_run, stop_run, runs, flat, deltas, weight,
+        activation, source, target, target_rows):
     volume = deltas.shape[0]
     zero = np.zeros(1, dtype=target.dtype)[0]
     one = np.ones(1, dtype=target.dtype)[0]
@@ -51,8 +51,8 @@ def runs_1_1(first_run, stop_run, runs, flat, deltas, weight, activation,
 
 
 @numba.njit(cache=True, nogil=True, fastmath={'contract'})
-def runs_1_2(first_run, stop_run, runs, flat, deltas, weight, activation,
-        source, target, target_rows):
+def runs_1_2(first_run, stop_run, runs, flat, deltas, weight,
+        activation, source, target, target_rows):
     volume = deltas.shape[0]
     zero = np.zeros(1, dtype=target.dtype)[0]
     one = np.ones(1, dtype=target.dtype)[0]
@@ -88,8 +88,8 @@ def runs_1_2(first_run, stop_run, runs, flat, deltas, weight, activation,
 
 
 @numba.njit(cache=True, nogil=True, fastmath={'contract'})
-def runs_2_1(first_run, stop_run, runs, flat, deltas, weight, activation,
-        source, target, target_rows):
+def runs_2_1(first_run, stop_run, runs, flat, deltas, weight,
+        activation, source, target, target_rows):
     volume = deltas.shape[0]
     zero = np.zeros(1, dtype=target.dtype)[0]
     one = np.ones(1, dtype=target.dtype)[0]
@@ -120,8 +120,8 @@ def runs_2_1(first_run, stop_run, runs, flat, deltas, weight, activation,
 
 
 @numba.njit(cache=True, nogil=True, fastmath={'contract'})
-def runs_2_2(first_run, stop_run, runs, flat, deltas, weight, activation,
-        source, target, target_rows):
+def runs_2_2(first_run, stop_run, runs, flat, deltas, weight,
+        activation, source, target, target_rows):
     volume = deltas.shape[0]
     zero = np.zeros(1, dtype=target.dtype)[0]
     one = np.ones(1, dtype=target.dtype)[0]
@@ -289,31 +289,27 @@ def runs_2_2_point_2(first_run, stop_run, runs, flat, deltas, weight,
 
 
 @numba.njit(cache=True, nogil=True)
-def runs_layer(in_channels, out_channels, first_run, stop_run, runs, flat, deltas, weight, activation,
-               source, target, target_rows):
+def runs_layer(in_channels, out_channels, first_run, stop_run, runs, flat, deltas, weight, activation, source,
+        target, target_rows):
     if in_channels == 1 and out_channels == 1:
-        runs_1_1(first_run, stop_run, runs, flat, deltas, weight,
-                 activation, source, target, target_rows)
+        runs_1_1(first_run, stop_run, runs, flat, deltas, weight, activation, source, target, target_rows)
     elif in_channels == 1 and out_channels == 2:
-        runs_1_2(first_run, stop_run, runs, flat, deltas, weight,
-                 activation, source, target, target_rows)
+        runs_1_2(first_run, stop_run, runs, flat, deltas, weight, activation, source, target, target_rows)
     elif in_channels == 2 and out_channels == 1:
-        runs_2_1(first_run, stop_run, runs, flat, deltas, weight,
-                 activation, source, target, target_rows)
+        runs_2_1(first_run, stop_run, runs, flat, deltas, weight, activation, source, target, target_rows)
     elif in_channels == 2 and out_channels == 2:
-        runs_2_2(first_run, stop_run, runs, flat, deltas, weight,
-                 activation, source, target, target_rows)
+        runs_2_2(first_run, stop_run, runs, flat, deltas, weight, activation, source, target, target_rows)
 
 
 @numba.njit(cache=True, nogil=True)
-def runs_layer_with_point(in_channels, middle_channels, out_channels, first_run, stop_run, runs, flat,
-                          deltas, weight, activation, point_weight, point_activation, source, target):
+def runs_layer_with_point(in_channels, middle_channels, out_channels, first_run, stop_run, runs, flat, deltas,
+        weight, activation, point_weight, point_activation, source, target):
     if in_channels == 2 and middle_channels == 2 and out_channels == 1:
-        runs_2_2_point_1(first_run, stop_run, runs, flat, deltas, weight,
-            activation, point_weight, point_activation, source, target)
+        runs_2_2_point_1(first_run, stop_run, runs, flat, deltas, weight, activation, point_weight,
+            point_activation, source, target)
     elif in_channels == 2 and middle_channels == 2 and out_channels == 2:
-        runs_2_2_point_2(first_run, stop_run, runs, flat, deltas, weight,
-            activation, point_weight, point_activation, source, target)
+        runs_2_2_point_2(first_run, stop_run, runs, flat, deltas, weight, activation, point_weight,
+            point_activation, source, target)
 
 
 RUN_KERNELS = {

@@ -536,23 +536,6 @@ def stencil_1_2_s2(start, stop, flat, deltas, weight, activation, source,
         target[place + 1] = a1
 
 
-@numba.njit(cache=True, nogil=True)
-def stencil_layer(in_channels, out_channels, start, stop, flat, deltas, weight, activation, source,
-                  target, target_rows):
-    if in_channels == 1 and out_channels == 1:
-        stencil_1_1_s2(start, stop, flat, deltas, weight, activation,
-                  source, target, target_rows)
-    elif in_channels == 1 and out_channels == 2:
-        stencil_1_2_s2(start, stop, flat, deltas, weight, activation,
-                  source, target, target_rows)
-    elif in_channels == 2 and out_channels == 1:
-        stencil_2_1_s2(start, stop, flat, deltas, weight, activation,
-                  source, target, target_rows)
-    elif in_channels == 2 and out_channels == 2:
-        stencil_2_2_s2(start, stop, flat, deltas, weight, activation,
-                  source, target, target_rows)
-
-
 KERNELS = {
     (1, 1, 1): stencil_1_1_s1,
     (1, 2, 1): stencil_1_2_s1,

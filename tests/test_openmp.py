@@ -14,7 +14,8 @@ LINUX_OPENMP = sys.platform.startswith("linux") and "parallel backend: OpenMP" i
 
 
 @pytest.mark.skipif(not LINUX_OPENMP, reason="torch's OpenMP region is used only on Linux with torch built with OpenMP")
-@pytest.mark.skipif(importlib.util.find_spec("spconv") is None, reason="needs spconv, whose wheels bring a second libgomp")
+@pytest.mark.skipif(importlib.util.find_spec("spconv") is None,
+                    reason="needs spconv, whose wheels bring a second libgomp")
 def test_torch_runtime_found_beside_spconv_runtime():
     # spconv is imported first, so two OpenMP runtimes are mapped before native looks for one.
     script = textwrap.dedent("""
