@@ -58,6 +58,24 @@ def kernel_variants() -> list[tuple[int, int, int]]:
     return variants
 
 
+def _scalar_accumulation(in_channels: int, out_channels: int, stride: int, base: str, name: str,
+                         indent: str) -> list[str]:
+    """Return the lines that sum one row's outputs ``{name}0``, ``{name}1``, ... over the offsets
+    around grid position ``base``, with ``contract`` rounding (see :func:`kernel_source`)."""
+    body = indent + "    "
+    lines = [
+        indent + "; ".join(f"{name}{o} = zero" for o in range(out_channels)),
+        f"{indent}for k in range(volume):",
+        f"{body}site = ({base} + deltas[k]) * {stride}",
+        f"{body}w = k * {in_channels * out_channels}",
+    ]
+    lines += [f"{body}v{c} = source[site + {c}]" for c in range(in_channels)]
+    for o in range(out_channels):
+        terms = " + ".join(f"v{c} * weight[w + {c * out_channels + o}]" for c in range(in_channels))
+        lines.append(f"{body}{name}{o} += {terms}")
+    return lines
+
+
 def kernel_source(in_channels: int, out_channels: int, stride: int) -> str:
     """Return the source of the kernel for ``in_channels`` x ``out_channels`` and grid ``stride``.
 
@@ -65,8 +83,6 @@ def kernel_source(in_channels: int, out_channels: int, stride: int) -> str:
     and computes addresses without multiplications; ``contract`` lets LLVM fuse each
     multiply-add, which changes results only in the last bit and the same way on every call.
     """
-    per_offset = in_channels * out_channels
-    pad = " " * 12
     lines = [
         "@numba.njit(cache=True, nogil=True, fastmath={'contract'})",
         f"def {kernel_name(in_channels, out_channels, stride)}(start, stop, flat, deltas, weight, activation, source,",
@@ -76,15 +92,8 @@ def kernel_source(in_channels: int, out_channels: int, stride: int) -> str:
         "    one = np.ones(1, dtype=target.dtype)[0]",
         "    for i in range(start, stop):",
         "        base = flat[i]",
-        "        " + "; ".join(f"a{o} = zero" for o in range(out_channels)),
-        "        for k in range(volume):",
-        f"            site = (base + deltas[k]) * {stride}",
-        f"            w = k * {per_offset}",
     ]
-    lines += [f"{pad}v{c} = source[site + {c}]" for c in range(in_channels)]
-    for o in range(out_channels):
-        terms = " + ".join(f"v{c} * weight[w + {c * out_channels + o}]" for c in range(in_channels))
-        lines.append(f"{pad}a{o} += {terms}")
+    lines += _scalar_accumulation(in_channels, out_channels, stride, "base", "a", " " * 8)
     lines.append("        if activation == 1:")
     lines += [f"            a{o} = a{o} if a{o} > zero else zero" for o in range(out_channels)]
     lines.append("        elif activation == 2:")
@@ -224,8 +233,6 @@ def fused_run_kernel_source(in_channels: int, middle_channels: int, out_channels
     output at the row's own site, so the fused kernel applies it to the values still in
     registers, and the previous layer's output never goes to a grid.
     """
-    stride = STACK_MAX_CHANNELS
-    per_offset = in_channels * middle_channels
     lines = [
         "@numba.njit(cache=True, nogil=True, fastmath={'contract'})",
         f"def {fused_kernel_name(in_channels, middle_channels, out_channels)}(first_run, stop_run, runs, flat, "
@@ -233,15 +240,8 @@ def fused_run_kernel_source(in_channels: int, middle_channels: int, out_channels
         "        activation, point_weight, point_activation, source, target):",
         *_run_loop_head(),
         "            for i in range(start, start + count):",
-        "                " + "; ".join(f"b{o} = zero" for o in range(middle_channels)),
-        "                for k in range(volume):",
-        f"                    site = (flat[i] + deltas[k]) * {stride}",
-        f"                    w = k * {per_offset}",
     ]
-    lines += [f"                    v{c} = source[site + {c}]" for c in range(in_channels)]
-    for o in range(middle_channels):
-        terms = " + ".join(f"v{c} * weight[w + {c * middle_channels + o}]" for c in range(in_channels))
-        lines.append(f"                    b{o} += {terms}")
+    lines += _scalar_accumulation(in_channels, middle_channels, STACK_MAX_CHANNELS, "flat[i]", "b", " " * 16)
     lines += _point_epilogue(middle_channels, out_channels, "i", " " * 16)
     lines.append("            continue")
     lines += _vector_accumulation(in_channels, middle_channels)
