@@ -27,7 +27,7 @@ import torch
 
 from . import openmp
 from .mt19937 import fill_uniform
-from .stack_jobs import GRID_SLACK, STACK_ENTRIES, pack_job, position_runs, run_stack_job, stack_serial
+from .stack_jobs import GRID_SLACK, STACK_ENTRIES, pack_job, run_stack_job, stack_serial
 from .stencil_codegen import STACK_MAX_CHANNELS
 from .stencil_small import KERNELS
 
@@ -71,6 +71,8 @@ CHUNKS_PER_THREAD = 8
 #: simulated wedges) two threads took 191 us against 272 us at 1,800 rows, and 102 us against
 #: 91 us at 710 rows.
 STACK_PARALLEL_MIN_ROWS = 1024
+#: Run list of a job whose threads take whole wedges, which find their own runs.
+_NO_RUNS = np.zeros(1, dtype=np.int64)
 #: Smallest chunk of a parallel stack, in rows; smaller chunks cost more in claims than they gain.
 MIN_CHUNK_ROWS = 256
 #: A batch of at least this many wedges per thread runs whole wedges per thread on one-wedge
@@ -129,12 +131,6 @@ def _wedge_starts(flat, wedge_sites, wedges):  # pragma: no cover - compiled by 
     for later in range(wedge + 1, wedges + 1):
         starts[later] = flat.shape[0]
     return starts
-
-
-@numba.njit(cache=True, nogil=True)
-def _wedge_starts_and_runs(flat, wedge_sites, wedges):  # pragma: no cover - compiled by numba
-    # One call for both, because each call from Python right after a stack costs 10 us or more.
-    return _wedge_starts(flat, wedge_sites, wedges), position_runs(flat)
 
 
 @numba.njit(cache=True, nogil=True)
@@ -357,6 +353,10 @@ class StackPlan:
               pad: int = 0) -> "StackPlan":
         """Build a plan from (K,) int64 ``deltas`` and offset-major (K, C_in, C_out) ``weights`` per layer."""
         channels = np.array([in_channels] + [weight.shape[2] for weight in weights], dtype=np.int64)
+        if channels.max(initial=0) > STACK_MAX_CHANNELS or channels.min(initial=1) < 1:
+            # The stack kernels exist for 1 to STACK_MAX_CHANNELS channels and would skip any
+            # other layer without a word, leaving its output uninitialised.
+            raise ValueError(f"stack layers must have 1 to {STACK_MAX_CHANNELS} channels, got {channels.tolist()}")
         steps = [step.numpy().astype(np.int64) for step in deltas]
         kernels = [weight.detach().numpy().reshape(-1) for weight in weights]
         return cls(
@@ -421,18 +421,16 @@ def run_stack_plan(plan: StackPlan, features: torch.Tensor, flat: torch.Tensor, 
     chunk_rows = max(MIN_CHUNK_ROWS, -(-rows // (CHUNKS_PER_THREAD * threads)))
     wedge_sites = int(np.prod(plan.padded_shape)) if plan.padded_shape is not None else 0
     wedges = grid_size // wedge_sites if wedge_sites else 0
-    starts = runs = None
-    if wedges >= WEDGES_PER_THREAD * threads:
-        starts, runs = _wedge_starts_and_runs(positions, wedge_sites, wedges)
+    starts = _wedge_starts(positions, wedge_sites, wedges) if wedges >= WEDGES_PER_THREAD * threads else None
     if starts is not None and starts.shape[0] == wedges + 1:
         # Whole wedges per thread, each on that thread's one-wedge grids, so the batch-sized
-        # grids are never allocated.
+        # grids are never allocated. Each wedge finds its own runs, so the job gets none.
         first, second = _stack_grids(threads * (wedge_sites * stride + GRID_SLACK), x.dtype, "wedges")
         job, counters = pack_job(x, positions, plan.arrays(), stride, first, second, target, chunk_rows, starts,
-                                 wedge_sites, runs)
+                                 wedge_sites, _NO_RUNS)
     else:
         first, second = _stack_grids(grid_size * stride + GRID_SLACK, x.dtype)
-        job, counters = pack_job(x, positions, plan.arrays(), stride, first, second, target, chunk_rows, runs=runs)
+        job, counters = pack_job(x, positions, plan.arrays(), stride, first, second, target, chunk_rows)
     region = openmp.parallel_region()
     if region is not None:
         region(STACK_ENTRIES[x.dtype].address, job.ctypes.data, threads)

@@ -61,8 +61,10 @@ def _torch_bound_function():
     if len(libraries) != 1:
         return None
     try:
-        # dlsym through this handle searches libtorch_cpu.so and then its dependencies, the
-        # same libraries in which its own references to GOMP_parallel were resolved.
+        # dlsym through this handle searches libtorch_cpu.so and then its dependencies, where
+        # torch's own references to GOMP_parallel were resolved unless a runtime was preloaded
+        # (LD_PRELOAD, or loaded globally before torch). Then the stack would run on a second
+        # thread pool, with the same results.
         return ctypes.CDLL(libraries.pop()).GOMP_parallel
     except (OSError, AttributeError):
         return None

@@ -1,7 +1,7 @@
 """A layer stack as one parallel job: phases of row chunks that any thread can take.
 
 The phases are: scatter the input into the first grid, one phase per layer (a last 1 x 1 x 1 layer
-shares the phase of the layer before), and clear both grids.
+after a layer of 2 to 2 channels shares that layer's phase), and clear both grids.
 Threads claim chunks of rows through an atomic counter per phase, and a thread moves to the next
 phase once every chunk of the current one is done. Waiting on finished chunks instead of on
 threads means that a thread the OS starts late only joins later and never delays the others.
@@ -116,8 +116,8 @@ def stack_rows(x, flat, runs, steps, step_starts, weights, weight_starts, activa
 
     Phase 0 scatters the (N, C_in) input ``x`` into ``first``. Phase l + 1 applies layer l, which
     reads one grid and writes the other, or ``out`` (N * C_out) for the last layer. A last layer of
-    size 1 x 1 x 1 has no phase of its own: the phase of the layer before applies it
-    (:func:`point_layer_last`). A layer phase computes every run of ``runs``
+    size 1 x 1 x 1 after a layer of 2 to 2 channels has no phase of its own: the phase of the
+    layer before applies it (:func:`point_layer_last`). A layer phase computes every run of ``runs``
     (:func:`position_runs`) that starts in [start, stop), with its rows past ``stop``. The last
     phase (:func:`stack_phases` - 1) clears both grids, so every earlier phase must have finished
     on all rows. Layer l has the offset steps ``steps[step_starts[l]:step_starts[l + 1]]`` and
@@ -273,7 +273,8 @@ def pack_job(x: np.ndarray, flat: np.ndarray, plan_arrays: tuple, stride: int, f
     padded sites each, rows sorted by wedge), threads take whole wedges instead, and ``first``
     and ``second`` hold one wedge's grid per thread, each followed by GRID_SLACK entries. The
     second returned array contains the counters and the runs of ``flat`` (``runs`` when given, as
-    :func:`position_runs` returns them), and the caller keeps both alive.
+    :func:`position_runs` returns them, and unused by a job of whole wedges), and the caller keeps
+    both alive.
     """
     steps, step_starts, weights, weight_starts, codes, channels = plan_arrays
     arrays = (x, flat, *plan_arrays, first, second, out) + (() if wedge_starts is None else (wedge_starts,))

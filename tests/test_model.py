@@ -250,6 +250,22 @@ def test_select_key_points_shuffled_batch_with_empty_wedge(batch_size):
     assert torch.equal(kept_values, hidden[:, 1][expected])
 
 
+@pytest.mark.parametrize("batch_size", [3, np.int64(3), np.int32(3)], ids=["int", "int64", "int32"])
+def test_select_key_points_integer_batch_size_one_call(monkeypatch, batch_size):
+    # Any integer batch size takes the single numba call, never hard_gate.
+    import sparsecodec.model.gate as gate
+
+    monkeypatch.setattr(capabilities, "FORCE_TORCH_PATH", False)
+    monkeypatch.setattr(gate, "hard_gate", lambda *args, **kwargs: pytest.fail("hard_gate was called"))
+    hidden = torch.rand(300, 2, generator=torch.Generator().manual_seed(14))
+    coords = torch.randint(0, 100, (300, 4), dtype=torch.int32, generator=torch.Generator().manual_seed(15))
+    coords[:, 0] = torch.arange(300, dtype=torch.int32) % 3
+    keep, kept_coords, _ = select_key_points(hidden[:, 0], hidden[:, 1], coords, GateConfig("random", seed=16),
+                                             VOLUME, batch_size)
+    assert keep.shape == (300,)
+    assert torch.equal(kept_coords, coords[keep])
+
+
 def test_fixed_gate_monotonic_in_threshold():
     p = probabilities(3000)
     batch = torch.zeros(3000, dtype=torch.long)

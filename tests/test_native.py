@@ -363,6 +363,21 @@ def stack_job_case():
     return x, flat, plan, grids
 
 
+def test_stack_plan_rejects_three_channels():
+    # The stack kernels exist for 1 and 2 channels only; a wider layer must not be skipped silently.
+    from sparsecodec.kernels import offset_deltas
+    from sparsecodec.kernels.cpu_numba import StackPlan, stencil_stack
+
+    padded = tuple(size + 2 for size in WEDGE_SHAPE)
+    deltas = offset_deltas(3, 1, padded)
+    weight = torch.ones(27, 3, 2)
+    with pytest.raises(ValueError, match=r"1 to 2 channels, got \[3, 2\]"):
+        StackPlan.build([deltas], [weight], ["relu"], 3)
+    flat = torch.tensor([padded[1] * padded[2] + padded[2] + 1], dtype=torch.int64)
+    with pytest.raises(ValueError, match="1 to 2 channels"):
+        stencil_stack(torch.ones(1, 3), flat, [deltas], [weight], ["relu"], padded[0] * padded[1] * padded[2])
+
+
 def test_stack_job_finishes_on_one_thread():
     # A thread that never starts must not hold the job up, and one that starts after the end
     # finds nothing left to do.
@@ -411,14 +426,8 @@ def test_batch_stack_by_wedge_matches_reference(native, monkeypatch, runtime, sh
     features = torch.rand(coords.shape[0], 1, generator=torch.Generator().manual_seed(42))
     weights = encoder_weights(43)
     starts = []
-    original = cpu_numba._wedge_starts_and_runs
-
-    def record(*args):
-        result = original(*args)
-        starts.append(result[0])
-        return result
-
-    monkeypatch.setattr(cpu_numba, "_wedge_starts_and_runs", record)
+    original = cpu_numba._wedge_starts
+    monkeypatch.setattr(cpu_numba, "_wedge_starts", lambda *args: starts.append(original(*args)) or starts[-1])
     with torch_threads(2):
         stacked = native.submanifold_stack(coords, WEDGE_SHAPE, features, weights, ENCODER_GEOMETRIES,
                                            ENCODER_ACTIVATIONS, batch_size=5)

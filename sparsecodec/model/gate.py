@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import functools
 import math
+import operator
 from dataclasses import dataclass
 
 import numpy as np
@@ -86,6 +87,18 @@ def wedge_seed(seed: int, wedge_index: int) -> int:
     """Derive the seed of one wedge's random thresholds from the run seed and the wedge index."""
     state = np.random.SeedSequence([seed, wedge_index]).generate_state(2, dtype=np.uint32)
     return int((int(state[0]) << 31) ^ int(state[1]))
+
+
+def _as_count(value) -> int | None:
+    """Return ``value`` as a non-negative Python int when it is an integer (numpy's included, bool
+    excluded), else None."""
+    if value is None or isinstance(value, (bool, np.bool_)):
+        return None
+    try:
+        count = operator.index(value)
+    except TypeError:
+        return None
+    return count if count >= 0 else None
 
 
 @functools.lru_cache(maxsize=256)
@@ -182,11 +195,12 @@ def select_key_points(probability: torch.Tensor, values: torch.Tensor, coords: t
         from ..kernels.cpu_numba import random_gate_batch, random_gate_select, wedge_row_offsets
 
         coords_array = coords.numpy()
-        if type(batch_size) is int and batch_size >= 0:
+        wedges = _as_count(batch_size)
+        if wedges is not None:
             # One numba call for the whole gate: on a sparse batch each further call from Python
             # costs more than its work, because the encoder's stack has just evicted the caches.
             ok, keep, kept_coords, kept_values = random_gate_batch(
-                probability.numpy(), batch_seeds(config.seed, first_wedge, batch_size), coords_array, values.numpy())
+                probability.numpy(), batch_seeds(config.seed, first_wedge, wedges), coords_array, values.numpy())
             if ok:
                 return torch.from_numpy(keep), torch.from_numpy(kept_coords), torch.from_numpy(kept_values)
         elif batch_size is None:
