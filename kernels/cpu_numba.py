@@ -71,8 +71,6 @@ CHUNKS_PER_THREAD = 8
 #: simulated wedges) two threads took 191 us against 272 us at 1,800 rows, and 102 us against
 #: 91 us at 710 rows.
 STACK_PARALLEL_MIN_ROWS = 1024
-#: Run list of a job whose threads take whole wedges, which find their own runs.
-_NO_RUNS = np.zeros(1, dtype=np.int64)
 #: Smallest chunk of a parallel stack, in rows; smaller chunks cost more in claims than they gain.
 MIN_CHUNK_ROWS = 256
 #: A batch of at least this many wedges per thread runs whole wedges per thread on one-wedge
@@ -424,10 +422,10 @@ def run_stack_plan(plan: StackPlan, features: torch.Tensor, flat: torch.Tensor, 
     starts = _wedge_starts(positions, wedge_sites, wedges) if wedges >= WEDGES_PER_THREAD * threads else None
     if starts is not None and starts.shape[0] == wedges + 1:
         # Whole wedges per thread, each on that thread's one-wedge grids, so the batch-sized
-        # grids are never allocated. Each wedge finds its own runs, so the job gets none.
+        # grids are never allocated.
         first, second = _stack_grids(threads * (wedge_sites * stride + GRID_SLACK), x.dtype, "wedges")
         job, counters = pack_job(x, positions, plan.arrays(), stride, first, second, target, chunk_rows, starts,
-                                 wedge_sites, _NO_RUNS)
+                                 wedge_sites)
     else:
         first, second = _stack_grids(grid_size * stride + GRID_SLACK, x.dtype)
         job, counters = pack_job(x, positions, plan.arrays(), stride, first, second, target, chunk_rows)

@@ -1,7 +1,7 @@
 """Fixed-width float vectors for numba kernels, as LLVM vector values.
 
 numba's loop vectorizer leaves the stencil of :mod:`.stencil_runs` scalar (its SLP vectorizer is
-off by default), so these intrinsics spell out the vector operations. A :class:`Vector` holds
+off by default), so these intrinsics spell out the vector operations. A :class:`Vector` contains
 ``LANES`` values of one float dtype. Each operation rounds exactly as the scalar kernels of
 :mod:`.stencil_small` do for one lane, so the vector kernels return bit-identical results: the
 scalar kernels accumulate ``a += v * w`` (one input channel) and ``a += v0 * w0 + v1 * w1`` (two)

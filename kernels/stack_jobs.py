@@ -263,7 +263,7 @@ STACK_ENTRIES = {np.dtype(np.float32): _stack_entry_float32, np.dtype(np.float64
 
 def pack_job(x: np.ndarray, flat: np.ndarray, plan_arrays: tuple, stride: int, first: np.ndarray,
              second: np.ndarray, out: np.ndarray, chunk_rows: int, wedge_starts: np.ndarray | None = None,
-             wedge_sites: int = 0, runs: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+             wedge_sites: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Return the int64 job array and its counters; every array must be C-contiguous.
 
     ``plan_arrays`` are (steps, step_starts, weights, weight_starts, codes, channels) as in
@@ -272,9 +272,8 @@ def pack_job(x: np.ndarray, flat: np.ndarray, plan_arrays: tuple, stride: int, f
     of ``chunk_rows``. With ``wedge_starts`` (B + 1 row offsets of wedges of ``wedge_sites``
     padded sites each, rows sorted by wedge), threads take whole wedges instead, and ``first``
     and ``second`` hold one wedge's grid per thread, each followed by GRID_SLACK entries. The
-    second returned array contains the counters and the runs of ``flat`` (``runs`` when given, as
-    :func:`position_runs` returns them, and unused by a job of whole wedges), and the caller keeps
-    both alive.
+    second returned array contains the counters and, for a job that shares rows, the runs of
+    ``flat`` (a job of whole wedges finds each wedge's runs itself). The caller keeps both alive.
     """
     steps, step_starts, weights, weight_starts, codes, channels = plan_arrays
     arrays = (x, flat, *plan_arrays, first, second, out) + (() if wedge_starts is None else (wedge_starts,))
@@ -294,8 +293,7 @@ def pack_job(x: np.ndarray, flat: np.ndarray, plan_arrays: tuple, stride: int, f
     if chunk_rows < 1:
         raise ValueError(f"chunk_rows must be positive, got {chunk_rows}")
     counter_count = 2 * (codes.shape[0] + 2)
-    if runs is None:
-        runs = position_runs(flat)
+    runs = position_runs(flat) if wedge_starts is None else np.zeros(1, dtype=np.int64)
     # One array for the counters and the runs, so that the caller keeps a single buffer alive.
     counters = np.zeros(counter_count + runs.shape[0], dtype=np.int64)
     counters[counter_count:] = runs

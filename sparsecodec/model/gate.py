@@ -206,9 +206,7 @@ def select_key_points(probability: torch.Tensor, values: torch.Tensor, coords: t
         elif batch_size is None:
             offsets = wedge_row_offsets(coords_array, -1)
             if offsets.shape[0] > 0:
-                seeds = np.zeros(offsets.shape[0] - 1, dtype=np.uint64)
-                for item in np.flatnonzero(np.diff(offsets)).tolist():
-                    seeds[item] = wedge_seed(config.seed, first_wedge + item)
+                seeds = batch_seeds(config.seed, first_wedge, offsets.shape[0] - 1)
                 keep, kept_coords, kept_values = random_gate_select(probability.numpy(), seeds, offsets, coords_array,
                                                                     values.numpy())
                 return torch.from_numpy(keep), torch.from_numpy(kept_coords), torch.from_numpy(kept_values)
